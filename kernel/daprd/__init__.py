@@ -1,0 +1,1 @@
+"""``pydaprd``: the sidecar process (flags -> Options -> Runtime)."""
