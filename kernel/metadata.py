@@ -77,15 +77,15 @@ def decode(cls: type, items: Mapping[str, str], where: str = "metadata") -> Any:
     :raises ConfigError: naming the field when a value does not convert or a
         required field is missing.
     """
-    lowered = {k.lower(): v for k, v in items.items()}
+    lowered = {k.lower(): (k, v) for k, v in items.items()}
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         names = dapr_names(f)
         for n in names:
             if n.lower() in lowered:
-                kwargs[f.name] = _convert(str(lowered[n.lower()]), hints[f.name],
-                                          f"{where}: field {n!r}")
+                written, value = lowered[n.lower()]
+                kwargs[f.name] = _convert(str(value), hints[f.name], f"{where}: field {written!r}")
                 break
         else:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

@@ -231,14 +231,12 @@ def _subscription(d: _Doc) -> Subscription:
                        dead_letter_topic=d.get("spec.deadLetterTopic", str, ""),
                        metadata={k: _scalar(v) for k, v in d.get("spec.metadata", dict, {}).items()},
                        bulk_subscribe=d.get("spec.bulkSubscribe", dict, {}))
-    if sub.api_version.endswith("v1alpha1"):
-        sub.default_route = d.get("spec.route", str, "")
-    else:
-        sub.default_route = d.get("spec.routes.default", str, "")
-        for i, rule in enumerate(d.get("spec.routes.rules", list, [])):
-            if not isinstance(rule, dict) or not isinstance(rule.get("path"), str):
-                raise d.fail(f"spec.routes.rules[{i}]", "needs 'match' and 'path'")
-            sub.rules.append((str(rule.get("match", "")), rule["path"]))
+    # v2alpha1 has spec.routes; v1alpha1 (and documents without apiVersion) may use spec.route
+    sub.default_route = d.get("spec.routes.default", str, "") or d.get("spec.route", str, "")
+    for i, rule in enumerate(d.get("spec.routes.rules", list, [])):
+        if not isinstance(rule, dict) or not isinstance(rule.get("path"), str):
+            raise d.fail(f"spec.routes.rules[{i}]", "needs 'match' and 'path'")
+        sub.rules.append((str(rule.get("match", "")), rule["path"]))
     if not sub.default_route and not sub.rules:
         raise d.fail("spec.routes", "a subscription needs a route (spec.routes.default or rules)")
     return sub

@@ -89,6 +89,10 @@ class Runtime:
         self.app_channel: Any = None
         self.secret_resolver: SecretResolver | None = None
         self.dispatch_wrappers: list[Callable[[Handler], Handler]] = []
+        #: consulted for every building-block route once all blocks are built (API allow lists)
+        self.route_filter: Callable[[Route], bool] | None = None
+        #: the appHttpPipeline (``call_http`` like AppChannel's) when one is configured, else None
+        self.app_pipeline: Any = None
         self.stash: dict[Any, Any] = {}
         self.ready = False
         self.outbound_ready = False
@@ -127,10 +131,11 @@ class Runtime:
     def build_blocks(self) -> None:
         """Instantiate building blocks and build the route table and gRPC method table once."""
         for name, bb in sorted(self.registry.blocks.items()):
-            block = bb.factory(self)
-            self.blocks[name] = block
+            self.blocks[name] = bb.factory(self)
+        for block in self.blocks.values():  # after every factory ran: route_filter is final
             for route in block.routes() if hasattr(block, "routes") else ():
-                self.add_route(route)
+                if self.route_filter is None or self.route_filter(route):
+                    self.add_route(route)
             for rpc, handler in (block.grpc_methods() if hasattr(block, "grpc_methods") else {}).items():
                 if rpc in self.grpc_methods:
                     raise StartupError(f"gRPC method {rpc} is served by two building blocks")
