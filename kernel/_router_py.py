@@ -26,7 +26,10 @@ def _decode(segment: str) -> str:
         return segment
     if _BAD_ESCAPE.search(segment):
         raise MalformedPath(f"invalid percent-escape in path segment {segment!r}")
-    return unquote(segment, errors="strict")
+    try:
+        return unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        raise MalformedPath(f"path segment {segment!r} does not decode to UTF-8") from None
 
 
 class _Node:

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 import httptools
 
 from ..errors import APIError
-from .request import Request, Response
+from .request import NO_CONTENT, Request, Response
 
 __all__ = ["HTTPLimits", "HTTPServerProtocol", "serve_http", "render"]
 
@@ -81,8 +81,8 @@ def _plain_error(status: int, text: str) -> bytes:
 
 class HTTPServerProtocol(asyncio.Protocol):
     __slots__ = ("dispatch", "limits", "loop", "transport", "parser", "url", "headers",
-                 "header_bytes", "body", "body_len", "queue", "busy", "timer", "closing", "peer",
-                 "conns", "too_large")
+                 "header_bytes", "body", "body_len", "queue", "busy", "deadline", "closing", "peer",
+                 "conns")
 
     def __init__(self, dispatch: Dispatch, limits: HTTPLimits, conns: set) -> None:
         self.dispatch = dispatch
@@ -98,9 +98,9 @@ class HTTPServerProtocol(asyncio.Protocol):
         self.body_len = 0
         self.queue: deque[tuple[Request, bool]] = deque()
         self.busy = False
-        self.timer: asyncio.TimerHandle | None = None
+        # one sweeper per server checks deadlines (no timer armed per request): 0 = none
+        self.deadline = 0.0
         self.closing = False
-        self.too_large = False
         self.peer: Any = None
 
     # -- connection ---------------------------------------------------------------------
@@ -114,8 +114,6 @@ class HTTPServerProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.conns.discard(self)
-        if self.timer is not None:
-            self.timer.cancel()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -129,12 +127,15 @@ class HTTPServerProtocol(asyncio.Protocol):
                 self._fail(400, f"malformed HTTP request: {exc}")
 
     def _arm(self, seconds: float) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_later(seconds, self._timed_out)
+        self.deadline = self.loop.time() + seconds
+
+    def check_deadline(self, now: float) -> None:
+        """Called by the server's sweeper about once a second."""
+        if self.deadline and now > self.deadline:
+            self.deadline = 0.0
+            self._timed_out()
 
     def _timed_out(self) -> None:
-        self.timer = None
         if self.busy or self.closing:
             return
         if self.url or self.headers or self.body_len:
@@ -210,9 +211,7 @@ class HTTPServerProtocol(asyncio.Protocol):
         self.transport.close()
 
     def on_message_complete(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = 0.0
         url = self.url.decode("latin-1")
         path, _, query = url.partition("?")
         method = self.parser.get_method().decode("ascii")
@@ -268,12 +267,19 @@ class HTTPServerProtocol(asyncio.Protocol):
         if self.transport.is_closing():
             return
         keep_alive = keep_alive and not self.closing
-        self.transport.write(render(resp, keep_alive, head))
+        if resp is NO_CONTENT and keep_alive:
+            self.transport.write(_NO_CONTENT_KEEP_ALIVE)  # health checks: no rendering at all
+        else:
+            self.transport.write(render(resp, keep_alive, head))
         if not keep_alive:
             self.closing = True
             self.transport.close()
         elif not self.busy:
             self._arm(self.limits.idle_timeout)
+
+
+conns_sweeper: dict[int, asyncio.Task] = {}
+_NO_CONTENT_KEEP_ALIVE = render(NO_CONTENT)
 
 
 def _internal_error() -> Response:
@@ -290,6 +296,16 @@ async def serve_http(dispatch: Dispatch, hosts: list[str], port: int,
     def factory() -> HTTPServerProtocol:
         return HTTPServerProtocol(dispatch, limits, conns)
 
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(min(1.0, limits.header_timeout / 4))
+            if not any(srv.is_serving() for srv in servers) and not conns:
+                return  # every listener closed and every connection gone
+            now = loop.time()
+            for conn in list(conns):
+                conn.check_deadline(now)
+
+    sweeper = loop.create_task(sweep())
     servers = []
     if sock is not None:
         servers.append(await loop.create_server(factory, sock=sock, backlog=1024))
@@ -297,4 +313,6 @@ async def serve_http(dispatch: Dispatch, hosts: list[str], port: int,
         for host in hosts:
             servers.append(await loop.create_server(factory, host, port, backlog=1024,
                                                     reuse_address=True))
+    conns_sweeper[id(conns)] = sweeper  # keep a reference while it runs
+    sweeper.add_done_callback(lambda _: conns_sweeper.pop(id(conns), None))
     return servers, conns
