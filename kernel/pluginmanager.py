@@ -97,6 +97,8 @@ class PluginManager(pluggy.PluginManager):
         except Exception as exc:
             raise PluginError(f"plugin {name!r} from {info.dist} failed to import: {exc}",
                               plugin=name, dist=info.dist) from exc
+        if self.is_registered(obj):  # an alias (state.postgres) of a module already loaded
+            return True
         try:
             self.register(obj, name=name)
             self.check_pending()
