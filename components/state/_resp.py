@@ -1,0 +1,173 @@
+"""A lean pipelined Redis reader for the state GET path.
+
+redis-py spends most of a GET's time in its own machinery (connection pool,
+retry wrapper, timeouts, observability hooks): profiled at about 60 % of a
+sidecar GET. Reads go instead through this small RESP2 protocol: one
+connection, commands pipelined in order, replies matched first in first out,
+one timer per command. Writes stay on redis-py. A failed or timed-out
+exchange closes the connection (and fails what was in flight with
+:class:`ConnectionError`); the next command reconnects.
+"""
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_mod
+from collections import deque
+from typing import Any
+
+__all__ = ["ReplyError", "RESPReader", "encode"]
+
+
+class ReplyError(Exception):
+    """An error reply (``-ERR ...``, ``-NOSCRIPT ...``)."""
+
+
+class _Incomplete(Exception):
+    pass
+
+
+def encode(args: tuple[Any, ...]) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise _Incomplete
+    kind, line = buf[pos], bytes(buf[pos + 1:end])
+    pos = end + 2
+    if kind == 36:  # $ bulk string
+        n = int(line)
+        if n < 0:
+            return None, pos
+        if len(buf) < pos + n + 2:
+            raise _Incomplete
+        return bytes(buf[pos:pos + n]), pos + n + 2
+    if kind == 42:  # * array
+        n = int(line)
+        if n < 0:
+            return None, pos
+        items = []
+        for _ in range(n):
+            item, pos = _parse(buf, pos)
+            items.append(item)
+        return items, pos
+    if kind == 58:  # : integer
+        return int(line), pos
+    if kind == 43:  # + simple string
+        return line, pos
+    if kind == 45:  # - error
+        return ReplyError(line.decode("utf-8", "replace")), pos
+    raise ConnectionError(f"unexpected reply type {chr(kind)!r} from Redis")
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.waiters: deque[asyncio.Future] = deque()
+        self.transport: Any = None
+        self.closed = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        pos = 0
+        try:
+            while self.waiters and pos < len(self.buf):
+                value, pos = _parse(self.buf, pos)
+                fut = self.waiters.popleft()
+                if not fut.done():
+                    fut.set_result(value)
+        except _Incomplete:
+            pass
+        except (ConnectionError, ValueError) as exc:
+            self.fail(ConnectionError(f"bad reply from Redis: {exc}"))
+            return
+        if pos:
+            del self.buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(ConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}"))
+
+    def fail(self, exc: Exception) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+
+
+class RESPReader:
+    """Commands over one lazily (re)opened, pipelined connection."""
+
+    def __init__(self, host: str, port: int, *, db: int = 0, username: str = "", password: str = "",
+                 tls: bool = False, connect_timeout: float = 5.0, timeout: float = 5.0) -> None:
+        self.host, self.port, self.db = host, port, db
+        self.username, self.password = username, password
+        self.ssl = ssl_mod.create_default_context() if tls else None
+        self.connect_timeout, self.timeout = connect_timeout, timeout
+        self.conn: _Conn | None = None
+        self._opening: asyncio.Future | None = None
+
+    async def _open(self) -> _Conn:
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await asyncio.wait_for(loop.create_connection(
+                _Conn, self.host, self.port, ssl=self.ssl), self.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ConnectionError(f"cannot connect to Redis at {self.host}:{self.port}: "
+                                  f"{getattr(exc, 'strerror', None) or exc or 'timed out'}") from None
+        setup = []
+        if self.password:
+            setup.append(("AUTH", self.username, self.password) if self.username
+                         else ("AUTH", self.password))
+        if self.db:
+            setup.append(("SELECT", self.db))
+        for cmd in setup:
+            reply = await self._send(conn, cmd)
+            if isinstance(reply, ReplyError):
+                conn.fail(ConnectionError("Redis refused the connection setup"))
+                raise ConnectionError(f"Redis refused {cmd[0]}: {reply}")
+        return conn
+
+    async def _connection(self) -> _Conn:
+        conn = self.conn
+        if conn is not None and not conn.closed:
+            return conn
+        if self._opening is None:  # one connect for every caller waiting on it
+            self._opening = asyncio.ensure_future(self._open())
+        try:
+            self.conn = await asyncio.shield(self._opening)
+        finally:
+            self._opening = None
+        return self.conn
+
+    def _send(self, conn: _Conn, args: tuple[Any, ...]) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        conn.waiters.append(fut)
+        conn.transport.write(encode(args))
+        return fut
+
+    async def call(self, *args: Any) -> Any:
+        """One command's reply (an error reply is returned as :class:`ReplyError`)."""
+        conn = await self._connection()
+        fut = self._send(conn, args)
+        timer = asyncio.get_running_loop().call_later(
+            self.timeout, conn.fail, ConnectionError(f"Redis did not answer within {self.timeout:g}s"))
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.fail(ConnectionError("closed"))
+            self.conn = None
