@@ -1,0 +1,282 @@
+"""Pub/sub benchmark: publish latency, publish-to-delivery latency and delivery throughput.
+
+For each broker (in-memory, Redis Streams, RabbitMQ) it measures, in one run:
+
+* publish latency through the sidecar (HTTP, keep-alive) against calling the component
+  directly in-process (the same broker client the sidecar uses);
+* publish-to-delivery latency (median, p99) and deliveries per second to a no-op HTTP
+  app, through one sidecar for in-memory (it cannot cross processes) and through a
+  publisher sidecar and a subscriber sidecar for the others, against the same broker
+  driven directly by its client library;
+* deliveries per CPU-second of the subscribing sidecar (its user+system time).
+
+Usage: ``python benchmarks/bench_pubsub.py [--messages 20000] [--brokers in-memory,redis,rabbitmq]``
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+from pydapr.kinds.pubsub import SubscribeRequest
+from pydapr.testing import Sidecar, free_port, server_reachable
+from pydapr.testing.conformance.pubsub import make_pubsub
+
+BROKERS = {
+    "in-memory": ("pubsub.in-memory", None, {}),
+    "redis": ("pubsub.redis", "redis", {"redisHost": "127.0.0.1:6379"}),
+    "rabbitmq": ("pubsub.rabbitmq", "rabbitmq", {"connectionString": "amqp://guest:guest@127.0.0.1:5672/"}),
+}
+
+
+# --------------------------------------------------------------------------- the no-op app
+
+NOOP_APP = r'''
+import asyncio, sys, time, httptools, uvloop, orjson
+port, topic = int(sys.argv[1]), sys.argv[2]
+lat = []
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+class P(asyncio.Protocol):
+    def connection_made(self, t):
+        self.t = t; self.p = httptools.HttpRequestParser(self); self.url = b""; self.body = []
+    def data_received(self, d): self.p.feed_data(d)
+    def on_url(self, u): self.url = u; self.body = []
+    def on_body(self, b): self.body.append(b)
+    def on_message_complete(self):
+        if self.url == b"/dapr/subscribe":
+            out = orjson.dumps([{"pubsubname": "bench", "topic": topic, "route": "/in"}])
+            self.t.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(out) + out)
+        elif self.url == b"/stats":
+            out = orjson.dumps(lat)
+            self.t.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(out) + out)
+        else:
+            ce = orjson.loads(b"".join(self.body))
+            lat.append((time.time(), ce["data"]["t"]))
+            self.t.write(OK)
+async def main():
+    await asyncio.get_running_loop().create_server(P, "127.0.0.1", port, backlog=1024)
+    await asyncio.Event().wait()
+uvloop.run(main())
+'''
+
+
+class KeepAlive:
+    """A blocking HTTP/1.1 keep-alive client: the cheapest way to call the sidecar from Python."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def post(self, path: str, body: bytes, ct: str = "application/json") -> int:
+        self.sock.sendall(b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n"
+                          % (path.encode(), ct.encode(), len(body)) + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += self.sock.recv(65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                length = int(v)
+        while len(rest) < length:
+            rest += self.sock.recv(65536)
+        return int(head.split(b" ", 2)[1])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * p))]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def resources(type_name: str, md: dict[str, str], consumer: str) -> str:
+    items = {**md}
+    if type_name != "pubsub.in-memory":
+        items["consumerID"] = consumer
+    lines = "".join(f"\n  - {{name: {k}, value: \"{v}\"}}" for k, v in items.items())
+    return (f"apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {{name: bench}}\n"
+            f"spec:\n  type: {type_name}\n  version: v1\n  metadata:{lines or ' []'}\n")
+
+
+# --------------------------------------------------------------------------- measurements
+
+async def direct_publish_latency(type_name: str, md: dict[str, str], n: int) -> list[float]:
+    comp = await make_pubsub(type_name, md)
+    topic = f"bench-direct-{uuid.uuid4().hex[:6]}"
+    body = orjson.dumps({"t": 0})
+    out = []
+    try:
+        for _ in range(n):
+            t = time.perf_counter()
+            await comp.publish(topic, body, {}, "application/json")
+            out.append(time.perf_counter() - t)
+    finally:
+        await comp.close()
+    return out
+
+
+def sidecar_publish_latency(sc: Sidecar, topic: str, n: int) -> list[float]:
+    c = KeepAlive(sc.http_port)
+    out = []
+    path = f"/v1.0/publish/bench/{topic}"
+    for _ in range(n):
+        body = orjson.dumps({"t": time.time()})
+        t = time.perf_counter()
+        status = c.post(path, body)
+        out.append(time.perf_counter() - t)
+        assert status == 204, status
+    c.close()
+    return out
+
+
+def end_to_end(type_name: str, md: dict[str, str], n: int) -> dict[str, Any]:
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    app = subprocess.Popen([sys.executable, "-c", NOOP_APP, str(port), topic])
+    consumer = f"bench-{uuid.uuid4().hex[:6]}"
+    try:
+        time.sleep(0.5)
+        sub = Sidecar(app_id="bench-sub", resources=resources(type_name, md, consumer), app_port=port,
+                      args=["--log-level", "warn"])
+        sub.start()
+        sub.wait("/v1.0/healthz")
+        pub = sub
+        if type_name != "pubsub.in-memory":
+            pub = Sidecar(app_id="bench-pub", resources=resources(type_name, md, consumer + "-pub"),
+                          args=["--log-level", "warn"]).start()
+        try:
+            lat = sidecar_publish_latency(pub, topic, 2000)  # also warms up
+            cpu0 = cpu_seconds(sub.proc.pid)
+            start = time.time()
+            c = KeepAlive(pub.http_port)
+            batch = 500
+            for i in range(0, n, batch):
+                now = time.time()
+                entries = [{"entryId": str(j), "event": {"t": now}, "contentType": "application/json"}
+                           for j in range(batch)]
+                assert c.post(f"/v1.0-alpha1/publish/bulk/bench/{topic}", orjson.dumps(entries)) == 204
+            c.close()
+            stats_client = KeepAlive(port)
+            deadline = time.time() + 120
+            while True:
+                got = _stats(stats_client)
+                if len(got) >= n + 2000 or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+            cpu1 = cpu_seconds(sub.proc.pid)
+            stats_client.close()
+            delivered = got[2000:]
+            last = max(t for t, _ in delivered) if delivered else start
+            e2e = [t - s for t, s in got[:2000]]
+            return {"publish_latency": lat, "delivery_latency": e2e, "delivered": len(delivered),
+                    "expected": n, "rate": len(delivered) / (last - start),
+                    "per_cpu": len(delivered) / max(cpu1 - cpu0, 1e-9)}
+        finally:
+            if pub is not sub:
+                pub.stop()
+            sub.stop()
+    finally:
+        app.terminate()
+        app.wait()
+
+
+def _stats(c: KeepAlive) -> list:
+    c.sock.sendall(b"GET /stats HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += c.sock.recv(1 << 20)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(rest) < length:
+        rest += c.sock.recv(1 << 20)
+    return orjson.loads(rest)
+
+
+async def direct_end_to_end(type_name: str, md: dict[str, str], n: int) -> dict[str, Any]:
+    """The broker driven by its client library in one process: publish n, deliver to a no-op."""
+    comp = await make_pubsub(type_name, {**md, "consumerID": f"direct-{uuid.uuid4().hex[:6]}"})
+    topic = f"bench-direct-{uuid.uuid4().hex[:8]}"
+    done = asyncio.Event()
+    lat: list[float] = []
+
+    async def noop(msg: Any) -> None:
+        lat.append(time.time() - orjson.loads(msg.data)["t"])
+        if len(lat) >= n:
+            done.set()
+    handle = await comp.subscribe(SubscribeRequest(topic), noop)
+    from pydapr.kinds.pubsub import BulkEntry
+    start = time.time()
+    for i in range(0, n, 500):
+        now = orjson.dumps({"t": time.time()})
+        await comp.bulk_publish(topic, [BulkEntry(str(j), now) for j in range(500)], {})
+    await asyncio.wait_for(done.wait(), 120)
+    rate = n / (time.time() - start)
+    await handle.close()
+    await comp.close()
+    return {"rate": rate, "delivery_latency": lat}
+
+
+def ms(v: float) -> str:
+    return f"{v * 1000:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--brokers", default=",".join(BROKERS))
+    args = ap.parse_args()
+    rows = []
+    for name in args.brokers.split(","):
+        type_name, server, md = BROKERS[name]
+        if server and not server_reachable(server):
+            print(f"skip {name}: server not reachable")
+            continue
+        direct_pub = asyncio.run(direct_publish_latency(type_name, md, 2000))
+        e2e = end_to_end(type_name, md, args.messages)
+        direct = asyncio.run(direct_end_to_end(type_name, md, args.messages))
+        row = {
+            "broker": name,
+            "pub_direct_p50": ms(statistics.median(direct_pub)),
+            "pub_sidecar_p50": ms(statistics.median(e2e["publish_latency"])),
+            "pub_added_p50": ms(statistics.median(e2e["publish_latency"]) - statistics.median(direct_pub)),
+            "pub_sidecar_p99": ms(pct(e2e["publish_latency"], 0.99)),
+            "deliv_p50": ms(statistics.median(e2e["delivery_latency"])),
+            "deliv_p99": ms(pct(e2e["delivery_latency"], 0.99)),
+            "direct_deliv_p50": ms(statistics.median(direct["delivery_latency"])),
+            "rate": f"{e2e['rate']:.0f}", "per_cpu": f"{e2e['per_cpu']:.0f}",
+            "direct_rate": f"{direct['rate']:.0f}",
+            "lost": e2e["expected"] - e2e["delivered"],
+        }
+        rows.append(row)
+        print(orjson.dumps(row).decode(), flush=True)
+    print()
+    print("| broker | publish p50 direct (ms) | publish p50 via sidecar (ms) | added p50 (ms) | publish p99 "
+          "via sidecar (ms) | pub->deliver p50 / p99 (ms) | direct pub->deliver p50 (ms) | deliveries/s "
+          "via sidecars | per sidecar CPU-s | direct client deliveries/s | lost |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['broker']} | {r['pub_direct_p50']} | {r['pub_sidecar_p50']} | {r['pub_added_p50']} | "
+              f"{r['pub_sidecar_p99']} | {r['deliv_p50']} / {r['deliv_p99']} | {r['direct_deliv_p50']} | "
+              f"{r['rate']} | {r['per_cpu']} | {r['direct_rate']} | {r['lost']} |")
+
+
+if __name__ == "__main__":
+    main()
