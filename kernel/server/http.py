@@ -28,6 +28,8 @@ log = logging.getLogger("pydapr.http")
 Dispatch = Callable[[Request], "Response | Awaitable[Response]"]
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
+_MAX_PIPELINED = 16  # queued requests on one connection before reading pauses
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")}
 _STATUS_LINES: dict[int, bytes] = {}
 _SERVER = b"server: pydapr\r\n"
 
@@ -82,7 +84,7 @@ def _plain_error(status: int, text: str) -> bytes:
 class HTTPServerProtocol(asyncio.Protocol):
     __slots__ = ("dispatch", "limits", "loop", "transport", "parser", "url", "headers",
                  "header_bytes", "body", "body_len", "queue", "busy", "deadline", "closing", "peer",
-                 "conns")
+                 "conns", "content_length", "started", "paused")
 
     def __init__(self, dispatch: Dispatch, limits: HTTPLimits, conns: set) -> None:
         self.dispatch = dispatch
@@ -92,7 +94,10 @@ class HTTPServerProtocol(asyncio.Protocol):
         self.transport: Any = None
         self.parser = httptools.HttpRequestParser(self)
         self.url = b""
-        self.headers: dict[str, str] = {}
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.content_length = -1
+        self.started = False
+        self.paused = False
         self.header_bytes = 0
         self.body: list[bytes] = []
         self.body_len = 0
@@ -138,7 +143,7 @@ class HTTPServerProtocol(asyncio.Protocol):
     def _timed_out(self) -> None:
         if self.busy or self.closing:
             return
-        if self.url or self.headers or self.body_len:
+        if self.started:
             self._fail(408, "request not received in time")
         else:
             self.closing = True
@@ -164,11 +169,13 @@ class HTTPServerProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.url = b""
-        self.headers = {}
+        self.headers = []
+        self.content_length = -1
         self.header_bytes = 0
         self.body = []
         self.body_len = 0
-        self._arm(self.limits.header_timeout)
+        self.started = True
+        self.deadline = self.loop.time() + self.limits.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -182,17 +189,15 @@ class HTTPServerProtocol(asyncio.Protocol):
         if self.header_bytes > self.limits.max_header_bytes:
             self._fail(431, "request headers too large")
             raise httptools.HttpParserError("too large")
-        key = name.decode("latin-1").lower()
-        val = value.decode("latin-1")
-        prior = self.headers.get(key)
-        self.headers[key] = val if prior is None else f"{prior}, {val}"
+        self.headers.append((name, value))
+        if len(name) == 14 and name.lower() == b"content-length" and value.isdigit():
+            self.content_length = int(value)
 
     def on_headers_complete(self) -> None:
-        length = self.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.limits.max_body:
+        if self.content_length > self.limits.max_body:
             self._reject_large()
             raise httptools.HttpParserError("too large")
-        self._arm(self.limits.body_timeout)
+        self.deadline = self.loop.time() + self.limits.body_timeout
 
     def on_body(self, body: bytes) -> None:
         self.body_len += len(body)
@@ -212,14 +217,18 @@ class HTTPServerProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.deadline = 0.0
+        self.started = False
         url = self.url.decode("latin-1")
         path, _, query = url.partition("?")
-        method = self.parser.get_method().decode("ascii")
+        method = _METHODS.get(self.parser.get_method()) or self.parser.get_method().decode("latin-1")
         body = b"".join(self.body) if self.body else b""
-        req = Request(method, path, query, self.headers, body, self.peer)
+        req = Request(method, path, query, None, body, self.peer, self.headers)
         keep_alive = self.parser.should_keep_alive()
         if self.busy:
             self.queue.append((req, keep_alive))
+            if len(self.queue) >= _MAX_PIPELINED and not self.paused:
+                self.paused = True  # a client racing ahead: stop reading until we catch up
+                self.transport.pause_reading()
             return
         self._handle(req, keep_alive)
 
@@ -237,7 +246,6 @@ class HTTPServerProtocol(asyncio.Protocol):
             self._write(result, keep_alive, req.method == "HEAD")
             return
         self.busy = True
-        self.transport.pause_reading()
         task = self.loop.create_task(result)
         task.add_done_callback(lambda t: self._finished(t, req, keep_alive))
 
@@ -258,7 +266,9 @@ class HTTPServerProtocol(asyncio.Protocol):
         self._write(resp, keep_alive, req.method == "HEAD")
         if self.transport.is_closing():
             return
-        self.transport.resume_reading()
+        if self.paused:
+            self.paused = False
+            self.transport.resume_reading()
         while self.queue and not self.busy and not self.transport.is_closing():
             nreq, nka = self.queue.popleft()
             self._handle(nreq, nka)

@@ -18,21 +18,42 @@ class Request:
 
     ``headers`` maps lower-case names to values; a repeated header's values are
     joined with ``", "`` (so a doubled ``dapr-api-token`` can never equal a token).
+    It is built on first use from the raw header pairs, so routes that never
+    look at headers (health checks) never pay for decoding them.
     ``params`` holds the route's path parameters.
     """
 
-    __slots__ = ("method", "path", "query_string", "headers", "body", "params", "peer", "_query")
+    __slots__ = ("method", "path", "query_string", "_headers", "_raw", "body", "params", "peer",
+                 "_query")
 
-    def __init__(self, method: str, path: str, query_string: str, headers: dict[str, str],
-                 body: bytes = b"", peer: Any = None) -> None:
+    def __init__(self, method: str, path: str, query_string: str,
+                 headers: dict[str, str] | None = None, body: bytes = b"", peer: Any = None,
+                 raw_headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.method = method
         self.path = path
         self.query_string = query_string
-        self.headers = headers
+        self._headers = headers
+        self._raw = raw_headers
         self.body = body
         self.params: dict[str, str] = {}
         self.peer = peer
         self._query: dict[str, list[str]] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        h = self._headers
+        if h is None:
+            h = self._headers = {}
+            for name, value in self._raw or ():
+                key = name.decode("latin-1").lower()
+                val = value.decode("latin-1")
+                prior = h.get(key)
+                h[key] = val if prior is None else f"{prior}, {val}"
+        return h
+
+    @headers.setter
+    def headers(self, value: dict[str, str]) -> None:
+        self._headers = value
 
     @property
     def query(self) -> dict[str, list[str]]:

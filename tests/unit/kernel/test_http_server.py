@@ -135,3 +135,11 @@ async def test_response_header_injection_is_dropped():
     from pydapr.server.http import render
     raw = render(Response(200, b"", [("x-ok", "1"), ("x-bad", "a\r\nset-cookie: evil")]))
     assert b"x-ok: 1" in raw and b"evil" not in raw
+
+
+async def test_many_pipelined_async_requests_all_answered(server):
+    n = 40  # more than the pipelining queue bound: reading pauses and resumes
+    reqs = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" * (n - 1) + (
+        b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    out = await exchange(server, reqs, timeout=10)
+    assert out.count(b"HTTP/1.1 200 OK") == n
