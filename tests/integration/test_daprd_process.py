@@ -14,6 +14,7 @@ from pydapr.testing import Sidecar
 
 def test_health_and_metadata_over_http():
     with Sidecar(app_id="demo", resources="") as sc:
+        sc.wait("/v1.0/healthz")  # Sidecar waits for outbound readiness, as the SDK does
         status, _, body = sc.request("GET", "/v1.0/healthz")
         assert status == 204 and body == b""
         status, headers, body = sc.request("GET", "/v1.0/metadata")
