@@ -228,7 +228,9 @@ class Runtime:
             instance = ctype.factory(info)
             mtype = getattr(instance, "metadata_type", None)
             md = decode(mtype, props, f"{comp.source}: component {comp.name}") if mtype else props
-            log.debug("init %s (%s) metadata=%s", comp.name, comp.type, redact(mtype, props))
+            shown = redact(mtype, props)
+            shown.update({i.name: "***" for i in comp.metadata if i.secret_ref is not None})
+            log.debug("init %s (%s) metadata=%s", comp.name, comp.type, shown)
             await asyncio.wait_for(instance.init(md), timeout=max(comp.init_timeout, 0.1))
         except Exception as exc:
             slot.status, slot.error = "FAILED", _describe(exc)
