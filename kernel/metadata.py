@@ -46,6 +46,7 @@ def _convert(value: str, typ: Any, where: str) -> Any:
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         args = [a for a in typing.get_args(typ) if a is not type(None)]
         return _convert(value, args[0], where)
+    # messages never quote the value: it may have come from a secret store
     try:
         if typ is bool:
             low = value.strip().lower()
@@ -53,7 +54,7 @@ def _convert(value: str, typ: Any, where: str) -> Any:
                 return True
             if low in ("false", "0", "no", "n", "off", ""):
                 return False
-            raise ValueError(f"expected true or false, got {value!r}")
+            raise ValueError("expected true or false")
         if typ is Duration:
             return Duration(parse_duration(value))
         if typ is int:
@@ -66,7 +67,9 @@ def _convert(value: str, typ: Any, where: str) -> Any:
             items = [v.strip() for v in value.split(",") if v.strip()]
             return tuple(items) if (origin or typ) is tuple else items
     except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        expected = {int: "an integer", float: "a number", Duration: "a duration such as 5s or 1m30s"}
+        why = str(exc) if typ is bool else f"expected {expected.get(typ, typ)}"
+        raise ConfigError(f"{where}: {why} (value not shown)") from None
     return value
 
 

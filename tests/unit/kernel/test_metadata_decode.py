@@ -57,3 +57,12 @@ def test_go_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_conversion_errors_never_quote_the_value():
+    """A value may come from a secret store: an error names the field, never the value."""
+    for items in ({"redisHost": "h", "maxRetries": "s3cr3t"}, {"redisHost": "h", "enableTLS": "s3cr3t"},
+                  {"redisHost": "h", "timeout": "s3cr3t"}):
+        with pytest.raises(ConfigError) as ei:
+            decode(Md, items)
+        assert "s3cr3t" not in str(ei.value)
