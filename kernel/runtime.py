@@ -94,6 +94,9 @@ class Runtime:
         #: the appHttpPipeline (``call_http`` like AppChannel's) when one is configured, else None
         self.app_pipeline: Any = None
         self.stash: dict[Any, Any] = {}
+        #: this sidecar's :class:`pydapr.identity.Identity` when mTLS is on (started before
+        #: components initialise), else None
+        self.identity: Any = None
         self.ready = False
         self.outbound_ready = False
         self.unready_targets: set[str] = {"components", "grpc"}

@@ -32,6 +32,8 @@ async def _bring_up(rt: Runtime) -> None:
         if o.app_port:
             from ..server.appchannel import AppChannel
             rt.app_channel = AppChannel(o)
+        if rt.identity is not None:
+            await rt.identity.start()
         init = asyncio.ensure_future(rt.init_components())
         from ..server.grpc import dapr_service, serve_grpc
         wrap = rt.stash.get("grpc_wrap")
@@ -62,6 +64,8 @@ async def serve(options: Options) -> int:
     rt = Runtime(options)
     rt.grpc_server = None
     rt.load()
+    from ..identity import Identity
+    rt.identity = Identity.for_runtime(rt)
     rt.build_blocks()
     o = options
     limits = HTTPLimits(max_body=o.max_body_size, max_header_bytes=max(o.read_buffer_size, 16 << 10))
@@ -97,6 +101,8 @@ async def _shutdown(rt: Runtime, http_servers: list, conns: set) -> None:
     if rt.app_channel is not None:
         await rt.app_channel.close()
     await rt.close_components()
+    if rt.identity is not None:
+        await rt.identity.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

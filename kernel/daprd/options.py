@@ -74,6 +74,8 @@ class Options:
     trust_anchors: str = field(default="", repr=False)
     cert_chain: str = field(default="", repr=False)
     cert_key: str = field(default="", repr=False)
+    trust_anchors_file: str = ""
+    sentry_token_file: str = ""
 
 
 def _bool(text: str) -> bool:
@@ -123,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--config", action="append", default=[])
     a("--enable-mtls", default=False, **flag)
     a("--sentry-address", default="")
+    a("--trust-anchors-file", default="", help="PEM trust anchors, watched (DAPR_TRUST_ANCHORS wins)")
     a("--control-plane-address", default="")
     a("--control-plane-trust-domain", default=None)
     a("--control-plane-namespace", default=None)
@@ -213,6 +216,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[Op
         namespace=env.get("NAMESPACE") or "default",
         api_token=env.get("DAPR_API_TOKEN", ""), app_api_token=env.get("APP_API_TOKEN", ""),
         trust_anchors=env.get("DAPR_TRUST_ANCHORS", ""), cert_chain=env.get("DAPR_CERT_CHAIN", ""),
-        cert_key=env.get("DAPR_CERT_KEY", ""),
+        cert_key=env.get("DAPR_CERT_KEY", ""), trust_anchors_file=ns.trust_anchors_file,
+        sentry_token_file=env.get("DAPR_SENTRY_TOKEN_FILE", ""),
     )
     return opts, ns
