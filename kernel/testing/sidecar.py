@@ -80,14 +80,18 @@ class Sidecar:
         self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      cwd=self.dir)
         if self.wait_ready:
-            self.wait("/v1.0/healthz/outbound")
+            try:
+                self.wait("/v1.0/healthz/outbound")
+            except BaseException:
+                self.stop()  # close the log and reap the process before reporting
+                raise
         return self
 
     def wait(self, path: str = "/v1.0/healthz", timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"pydaprd exited with {self.proc.returncode}:\n{self.logs()}")
+                raise RuntimeError(f"pydaprd exited with {self.proc.returncode}:\n{self._read_log()}")
             try:
                 with urllib.request.urlopen(self.http_url + path, timeout=1) as r:
                     if r.status < 300:
@@ -95,11 +99,14 @@ class Sidecar:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.05)
-        raise TimeoutError(f"pydaprd not ready after {timeout}s:\n{self.logs()}")
+        raise TimeoutError(f"pydaprd not ready after {timeout}s:\n{self._read_log()}")
 
     def logs(self) -> str:
         if self._final_logs is not None:
             return self._final_logs
+        return self._read_log()
+
+    def _read_log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:
