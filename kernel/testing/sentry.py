@@ -86,6 +86,7 @@ class SentryProcess:
 
     # the same log file, temporary folder and SIGTERM-then-SIGKILL handling as Sidecar's
     logs = Sidecar.logs
+    _read_log = Sidecar._read_log
     stop = Sidecar.stop
 
     def __enter__(self) -> SentryProcess:
