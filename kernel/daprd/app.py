@@ -11,14 +11,17 @@ import logging
 import os
 import signal
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .. import __version__
-from ..errors import ConfigError, PydaprError
+from ..errors import APIError, ConfigError, PydaprError
 from ..logs import setup_logging
-from ..runtime import Runtime
-from ..server.http import HTTPLimits, serve_http
+from ..server.http import DispatchCell, HTTPLimits, serve_http
+from ..server.request import Request, Response
 from .options import Options, parse
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 __all__ = ["main", "serve"]
 
@@ -60,21 +63,53 @@ async def _bring_up(rt: Runtime) -> None:
         rt.request_shutdown(1)
 
 
+def _booting(req: Request) -> Response:
+    """What the HTTP API answers while plugins load: not ready, like daprd's health endpoints."""
+    path = req.path.rstrip("/")
+    if path == "/v1.0/healthz":
+        err = APIError("ERR_HEALTH_NOT_READY", "dapr is not ready: [loading]")
+    elif path == "/v1.0/healthz/outbound":
+        err = APIError("ERR_OUTBOUND_HEALTH_NOT_READY", "dapr is not ready: [loading]")
+    else:
+        err = APIError("ERROR", "the sidecar is starting; retry once /v1.0/healthz/outbound "
+                       "answers 204", http_status=503)
+    return Response.from_error(err)
+
+
+def _wants_identity(rt: Runtime) -> bool:
+    """Import the identity stack (cryptography, TLS) only when mTLS can be on."""
+    o = rt.options
+    return bool(o.enable_mtls or o.cert_chain or o.cert_key
+                or rt.config.section("mtls").get("enabled") is True)
+
+
 async def serve(options: Options) -> int:
-    rt = Runtime(options)
-    rt.grpc_server = None
-    rt.load()
-    from ..identity import Identity
-    rt.identity = Identity.for_runtime(rt)
-    rt.build_blocks()
     o = options
-    limits = HTTPLimits(max_body=o.max_body_size, max_header_bytes=max(o.read_buffer_size, 16 << 10))
-    http_servers, conns = await serve_http(rt.dispatch, o.dapr_listen_addresses, o.dapr_http_port,
-                                           limits)
-    rt.http_servers = http_servers
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, rt.request_shutdown, 0)
+        loop.add_signal_handler(sig, stop.set)
+    # Listen first: the API accepts connections (answering "not ready") while plugins load.
+    cell = DispatchCell(_booting)
+    limits = HTTPLimits(max_body=o.max_body_size, max_header_bytes=max(o.read_buffer_size, 16 << 10))
+    http_servers, conns = await serve_http(cell, o.dapr_listen_addresses, o.dapr_http_port, limits)
+    await asyncio.sleep(0)
+    try:
+        from ..runtime import Runtime
+        rt = Runtime(options)
+        rt.stopped = stop
+        rt.grpc_server = None
+        rt.load()
+        if _wants_identity(rt):
+            from ..identity import Identity
+            rt.identity = Identity.for_runtime(rt)
+        rt.build_blocks()
+    except BaseException:
+        for s in http_servers:
+            s.close()
+        raise
+    cell.fn = rt.dispatch
+    rt.http_servers = http_servers
     up = loop.create_task(_bring_up(rt))
     await rt.stopped.wait()
     log.info("stopping (graceful budget %.1fs)", o.graceful_shutdown_seconds)

@@ -21,7 +21,7 @@ import httptools
 from ..errors import APIError
 from .request import NO_CONTENT, Request, Response
 
-__all__ = ["HTTPLimits", "HTTPServerProtocol", "serve_http", "render"]
+__all__ = ["HTTPLimits", "HTTPServerProtocol", "DispatchCell", "serve_http", "render"]
 
 log = logging.getLogger("pydapr.http")
 
@@ -32,6 +32,15 @@ _MAX_PIPELINED = 16  # queued requests on one connection before reading pauses
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")}
 _STATUS_LINES: dict[int, bytes] = {}
 _SERVER = b"server: pydapr\r\n"
+
+
+class DispatchCell:
+    """The dispatch every connection calls; swapped once when the sidecar finishes booting."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Dispatch) -> None:
+        self.fn = fn
 
 
 @dataclass(frozen=True)
@@ -82,12 +91,12 @@ def _plain_error(status: int, text: str) -> bytes:
 
 
 class HTTPServerProtocol(asyncio.Protocol):
-    __slots__ = ("dispatch", "limits", "loop", "transport", "parser", "url", "headers",
+    __slots__ = ("cell", "limits", "loop", "transport", "parser", "url", "headers",
                  "header_bytes", "body", "body_len", "queue", "busy", "deadline", "closing", "peer",
                  "conns", "content_length", "started", "paused")
 
-    def __init__(self, dispatch: Dispatch, limits: HTTPLimits, conns: set) -> None:
-        self.dispatch = dispatch
+    def __init__(self, cell: DispatchCell, limits: HTTPLimits, conns: set) -> None:
+        self.cell = cell
         self.limits = limits
         self.conns = conns
         self.loop = asyncio.get_running_loop()
@@ -236,7 +245,7 @@ class HTTPServerProtocol(asyncio.Protocol):
 
     def _handle(self, req: Request, keep_alive: bool) -> None:
         try:
-            result = self.dispatch(req)
+            result = self.cell.fn(req)
         except APIError as err:
             result = Response.from_error(err)
         except Exception:  # a bug must not kill the connection loop
@@ -297,14 +306,18 @@ def _internal_error() -> Response:
     return Response.from_error(err)
 
 
-async def serve_http(dispatch: Dispatch, hosts: list[str], port: int,
+async def serve_http(dispatch: Dispatch | DispatchCell, hosts: list[str], port: int,
                      limits: HTTPLimits = HTTPLimits(), sock: Any = None) -> tuple[list, set]:
-    """Listen on each host; returns the asyncio servers and the live connection set."""
+    """Listen on each host; returns the asyncio servers and the live connection set.
+
+    :param dispatch: the request handler, or a :class:`DispatchCell` to swap it later.
+    """
     loop = asyncio.get_running_loop()
     conns: set = set()
+    cell = dispatch if isinstance(dispatch, DispatchCell) else DispatchCell(dispatch)
 
     def factory() -> HTTPServerProtocol:
-        return HTTPServerProtocol(dispatch, limits, conns)
+        return HTTPServerProtocol(cell, limits, conns)
 
     async def sweep() -> None:
         while True:
