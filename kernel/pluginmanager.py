@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Iterable
 
@@ -33,6 +33,7 @@ class PluginInfo:
     value: str
     dist: str
     version: str
+    entry_point: Any = field(default=None, compare=False, repr=False)  # to load it without a rescan
 
 
 def discover(group: str = hookspecs.PROJECT) -> dict[str, PluginInfo]:
@@ -41,7 +42,7 @@ def discover(group: str = hookspecs.PROJECT) -> dict[str, PluginInfo]:
     for ep in entry_points(group=group):
         dist = ep.dist.name if ep.dist else "?"
         version = ep.dist.version if ep.dist else "?"
-        info = PluginInfo(ep.name, ep.value, dist, version)
+        info = PluginInfo(ep.name, ep.value, dist, version, ep)
         prior = found.get(ep.name)
         if prior is not None and (prior.dist, prior.value) != (dist, ep.value):
             raise PluginError(
@@ -91,7 +92,7 @@ class PluginManager(pluggy.PluginManager):
             return False
         if name in self.disabled:
             raise PluginError(f"plugin {name!r} is disabled by PYDAPR_DISABLED_PLUGINS", plugin=name)
-        ep = next(e for e in entry_points(group=hookspecs.PROJECT, name=name))
+        ep = info.entry_point or next(e for e in entry_points(group=hookspecs.PROJECT, name=name))
         try:
             obj = ep.load()
         except Exception as exc:
