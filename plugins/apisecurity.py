@@ -41,6 +41,9 @@ log = logging.getLogger("pydapr.security")
 HEALTH_PATHS = frozenset({"v1.0/healthz", "v1.0/healthz/outbound"})
 
 _LOOPBACK_HOST = re.compile(r"(?i)(?:localhost|127\.0\.0\.1|\[::1\])(?::[0-9]{1,5})?")
+#: Host values remembered per sidecar with their verdict; past this many, the rest are
+#: checked every time (a client sending random Hosts cannot grow the memory)
+_HOST_VERDICTS_MAX = 64
 _BAD_HOST = Response.text(400, "invalid Host header: the Dapr API listens on loopback only, so "
                                "it answers only to localhost, 127.0.0.1 or [::1]")
 _BAD_TOKEN = Response.text(401, "invalid api token")
@@ -152,13 +155,20 @@ class APISecurity:
         pipeline = self.pipelines.http_entry(_as_async(inner))
         after_checks: Callable[[Request], Any] = inner if pipeline is None else pipeline
         token, loopback, cors = self.token, self.loopback, self.cors
+        host_verdicts: dict[str, bool] = {}  # the same few Host values arrive on every request
 
         def secure(req: Request) -> Any:
             headers = req.headers
             if loopback:
                 host = headers.get("host")
-                if host is not None and not _LOOPBACK_HOST.fullmatch(host):
-                    return _BAD_HOST
+                if host is not None:
+                    ok = host_verdicts.get(host)
+                    if ok is None:
+                        ok = _LOOPBACK_HOST.fullmatch(host) is not None
+                        if len(host_verdicts) < _HOST_VERDICTS_MAX:
+                            host_verdicts[host] = ok
+                    if not ok:
+                        return _BAD_HOST
             supplied = headers.pop("dapr-api-token", None)  # never goes further, token or not
             if token is not None and (supplied is None or not hmac.compare_digest(
                     supplied.encode("latin-1"), token)) and not _is_health(req):

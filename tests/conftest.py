@@ -57,3 +57,10 @@ def frame_codec(impl: str) -> Any:
     """The proxy frame codec module of the twin under test (``encode_frame``, ``FrameDecoder``...)."""
     return importlib.import_module(_twin(impl, "pydapr._frame_py", "pydapr._speedups._frame",
                                          "__name__"))
+
+
+@pytest.fixture(scope="session")
+def http_impl(impl: str) -> Any:
+    """The HTTP connection protocol module of the twin under test (``HTTPServerProtocol``, ``render``)."""
+    return importlib.import_module(_twin(impl, "pydapr._http_py", "pydapr._speedups._http",
+                                         "__name__"))

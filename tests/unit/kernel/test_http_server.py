@@ -1,4 +1,7 @@
-"""The HTTP API server: framing, keep-alive, pipelining and limits enforced while reading."""
+"""The HTTP API server: framing, keep-alive, pipelining and limits enforced while reading.
+
+Every test runs against both twins of the connection protocol (``http_impl``).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -30,9 +33,10 @@ def dispatch(req: Request):
 
 
 @pytest.fixture
-async def server():
+async def server(http_impl):
     limits = HTTPLimits(max_body=1024, max_header_bytes=2048, header_timeout=0.3, idle_timeout=2)
-    servers, _ = await serve_http(dispatch, ["127.0.0.1"], 0, limits)
+    servers, _ = await serve_http(dispatch, ["127.0.0.1"], 0, limits,
+                                  protocol=http_impl.HTTPServerProtocol)
     port = servers[0].sockets[0].getsockname()[1]
     yield port
     for s in servers:
@@ -131,9 +135,8 @@ async def test_api_error_rendered_as_dapr_rich_error(server):
     assert b'"reason":"DAPR_STATE_NOT_FOUND"' in out
 
 
-async def test_response_header_injection_is_dropped():
-    from pydapr.server.http import render
-    raw = render(Response(200, b"", [("x-ok", "1"), ("x-bad", "a\r\nset-cookie: evil")]))
+async def test_response_header_injection_is_dropped(http_impl):
+    raw = http_impl.render(Response(200, b"", [("x-ok", "1"), ("x-bad", "a\r\nset-cookie: evil")]))
     assert b"x-ok: 1" in raw and b"evil" not in raw
 
 
@@ -143,3 +146,37 @@ async def test_many_pipelined_async_requests_all_answered(server):
         b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     out = await exchange(server, reqs, timeout=10)
     assert out.count(b"HTTP/1.1 200 OK") == n
+
+
+async def _quick_timeouts(http_impl, **limits):
+    servers, _ = await serve_http(dispatch, ["127.0.0.1"], 0, HTTPLimits(header_timeout=0.2, **limits),
+                                  protocol=http_impl.HTTPServerProtocol)
+    return servers, servers[0].sockets[0].getsockname()[1]
+
+
+async def test_idle_keep_alive_connection_is_closed_after_its_answer(http_impl):
+    servers, port = await _quick_timeouts(http_impl, idle_timeout=0.3)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /sync HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+        assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head
+        assert await reader.readexactly(4) == b"sync"
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # closed, without an answer
+        writer.close()
+    finally:
+        for s in servers:
+            s.close()
+
+
+async def test_body_that_stops_arriving_gets_408(http_impl):
+    servers, port = await _quick_timeouts(http_impl, body_timeout=0.3)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        out = await asyncio.wait_for(reader.read(), 3)
+        assert out.startswith(b"HTTP/1.1 408 ")
+        writer.close()
+    finally:
+        for s in servers:
+            s.close()
