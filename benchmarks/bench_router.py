@@ -60,7 +60,7 @@ ROUTES: list[tuple[tuple[str, ...], str]] = [
     (("PUT",), "/v1.0-alpha1/crypto/{component}/decrypt"),
     (("POST",), "/v1.0-alpha1/jobs/schedule/{name}"),
     (("GET", "DELETE"), "/v1.0-alpha1/jobs/{name}"),
-    (("POST",), "/v1.0-alpha1/conversation/{llm}/converse"),
+    (("POST",), "/v1.0-alpha1/conversation/{name}/converse"),
     (("POST",), "/v1.0-beta1/workflows/{component}/{name}/start"),
     (("GET",), "/v1.0-beta1/workflows/{component}/{instance}"),
     (("POST",), "/v1.0-beta1/workflows/{component}/{instance}/terminate"),
