@@ -20,7 +20,7 @@ __all__ = ["HTTPLimits", "HTTPServerProtocol", "DispatchCell", "serve_http", "re
            "IMPLEMENTATION"]
 
 log = logging.getLogger("pydapr.http")
-conns_sweeper: dict[int, asyncio.Task] = {}
+_SWEEPERS: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones
 
 
 async def serve_http(dispatch: Dispatch | DispatchCell, hosts: list[str], port: int,
@@ -59,6 +59,6 @@ async def serve_http(dispatch: Dispatch | DispatchCell, hosts: list[str], port: 
         for host in hosts:
             servers.append(await loop.create_server(factory, host, port, backlog=1024,
                                                     reuse_address=True))
-    conns_sweeper[id(conns)] = sweeper  # keep a reference while it runs
-    sweeper.add_done_callback(lambda _: conns_sweeper.pop(id(conns), None))
+    _SWEEPERS.add(sweeper)
+    sweeper.add_done_callback(_SWEEPERS.discard)
     return servers, conns
