@@ -23,6 +23,7 @@ from pydapr.metadata import Duration, meta
 from pydapr.registry import ComponentType
 
 from .._common.redis_settings import RedisSettings, connect
+from .._common.resp import ReplyError, lean_connection
 from ._inflight import InFlight
 
 __all__ = ["RedisStreamsPubSub", "RedisMetadata"]
@@ -56,21 +57,29 @@ class RedisStreamsPubSub(PubSub):
                              retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
         await self.redis.ping()
         self.group = metadata.consumer_id or self.info.app_id or "default"
+        # single publishes: one XADD each, pipelined on a lean connection (redis-py's per-call
+        # machinery cost more than the rest of a publish)
+        self.lean = lean_connection(metadata)
+        self._trim: tuple[Any, ...] = ("MAXLEN", "~", metadata.max_len_approx) \
+            if metadata.max_len_approx else ()
 
     async def close(self) -> None:
+        self.lean.close()
         await self.redis.aclose()
 
     async def publish(self, topic: str, data: bytes, metadata: dict[str, str],
                       content_type: str = "") -> None:
-        fields: dict[str, Any] = {"data": data}
+        args: list[Any] = ["XADD", topic, *self._trim, "*", "data", data]
         if metadata:
-            fields["metadata"] = orjson.dumps(metadata)
+            args += ("metadata", orjson.dumps(metadata))
         if content_type:
-            fields["contentType"] = content_type
-        kwargs: dict[str, Any] = {}
-        if self.md.max_len_approx:
-            kwargs = {"maxlen": self.md.max_len_approx, "approximate": True}
-        await self.redis.xadd(topic, fields, **kwargs)
+            args += ("contentType", content_type)
+        try:
+            reply = await self.lean.call(*args)
+        except ConnectionError:  # once more on a fresh connection (at least once allows it)
+            reply = await self.lean.call(*args)
+        if isinstance(reply, ReplyError):
+            raise reply
 
     async def bulk_publish(self, topic: str, entries: list, metadata: dict[str, str]) -> list:
         """One pipeline round trip for the whole batch."""

@@ -1,9 +1,10 @@
 """``state.redis``: Redis through redis-py asyncio, with Dapr's data layout.
 
-Reads use a lean pipelined connection (:mod:`._resp`); writes, scripts and
-reconnection policy are redis-py's. Each key is a hash with fields ``data`` (the value bytes) and ``version``
-(the ETag), so data written by daprd reads back here. Every check-and-write
-runs as one Lua script, which Redis executes atomically: the ETag or
+Gets and writes run their scripts over a lean pipelined connection
+(:mod:`.._common.resp`); loading scripts, pings and queries are redis-py's. Each
+key is a hash with fields ``data`` (the value bytes) and ``version`` (the ETag),
+so data written by daprd reads back here. Every check-and-write runs as one Lua
+script, which Redis executes atomically: the ETag or
 first-write check and the write cannot interleave with another client, and a
 transaction checks all its operations before it applies any. TTLs are Redis
 key expirations (``EXPIRE``/``PERSIST``).
@@ -24,7 +25,7 @@ from pydapr.kinds.state import (BulkGetItem, DeleteRequest, GetRequest, GetRespo
 from pydapr.metadata import Duration, meta
 from pydapr.registry import ComponentType
 
-from ._resp import ReplyError, RESPReader
+from .._common.resp import ReplyError, lean_connection
 
 __all__ = ["RedisStateStore", "RedisStateMetadata"]
 
@@ -120,27 +121,32 @@ class RedisStateStore(StateStore, TransactionalStore):
         self._get = self.client.register_script(_GET)
         self._multi = self.client.register_script(_MULTI)
         await self.client.script_load(_GET)
-        host, _, port = metadata.redis_host.rpartition(":")
-        self.reader = RESPReader(host.strip("[]") or metadata.redis_host, int(port or 6379),
-                                 db=metadata.redis_db, username=metadata.redis_username,
-                                 password=metadata.redis_password, tls=metadata.enable_tls,
-                                 connect_timeout=metadata.dial_timeout, timeout=metadata.read_timeout)
+        await self.client.script_load(_MULTI)
+        self.reader = lean_connection(metadata)
 
     async def close(self) -> None:
         self.reader.close()
         await self.client.aclose()
 
-    async def _read(self, keys: list[str]) -> list[Any]:
-        """The GET script's rows, over the lean reader (redis-py reloads a flushed script)."""
+    async def _eval(self, script: Any, keys: list[str], args: Sequence[Any] = (),
+                    retry: bool = False) -> Any:
+        """A script's reply over the lean connection (redis-py reloads a flushed script).
+        ``retry``: once more on a fresh connection, for reads (the old one may be stale)."""
+        cmd = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
-            rows = await self.reader.call("EVALSHA", self._get.sha, len(keys), *keys)
-        except ConnectionError:  # one retry on a fresh connection: the old one may be stale
-            rows = await self.reader.call("EVALSHA", self._get.sha, len(keys), *keys)
-        if isinstance(rows, ReplyError):
-            if not str(rows).startswith("NOSCRIPT"):
-                raise rows
-            rows = await self._get(keys=keys)
-        return rows
+            reply = await self.reader.call(*cmd)
+        except ConnectionError:
+            if not retry:
+                raise
+            reply = await self.reader.call(*cmd)
+        if isinstance(reply, ReplyError):
+            if not str(reply).startswith("NOSCRIPT"):
+                raise reply
+            reply = await script(keys=keys, args=list(args))
+        return reply
+
+    async def _read(self, keys: list[str]) -> list[Any]:
+        return await self._eval(self._get, keys, retry=True)
 
     async def ping(self) -> None:
         await self.client.ping()
@@ -161,7 +167,8 @@ class RedisStateStore(StateStore, TransactionalStore):
         args: list[Any] = []
         for op in ops:
             args.extend(_op_args(op))
-        failed = await self._multi(keys=[op.key for op in ops], args=args)
+        # a write is not retried here: it may have been applied before the connection broke
+        failed = await self._eval(self._multi, [op.key for op in ops], args)
         if failed:
             raise ETagMismatch(f"etag or first-write check failed for key {ops[failed - 1].key!r}")
 

@@ -1,10 +1,11 @@
-"""A lean pipelined Redis reader for the state GET path.
+"""A lean pipelined Redis connection for the hot single-command paths (state GET, publish).
 
-redis-py spends most of a GET's time in its own machinery (connection pool,
-retry wrapper, timeouts, observability hooks): profiled at about 60 % of a
-sidecar GET. Reads go instead through this small RESP2 protocol: one
-connection, commands pipelined in order, replies matched first in first out,
-one timer per command. Writes stay on redis-py. A failed or timed-out
+redis-py spends most of a one-command call's time in its own machinery
+(connection pool, retry wrapper, timeouts, observability hooks): profiled at
+about 60 % of a sidecar state GET. Those paths go instead through this small
+RESP2 protocol: one connection, commands pipelined in order, replies matched
+first in first out, one timer per command. Everything else (transactions,
+blocking reads, scripts' first load) stays on redis-py. A failed or timed-out
 exchange closes the connection (and fails what was in flight with
 :class:`ConnectionError`); the next command reconnects.
 """
@@ -13,9 +14,12 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_mod
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ReplyError", "RESPReader", "encode"]
+if TYPE_CHECKING:
+    from .redis_settings import RedisSettings
+
+__all__ = ["ReplyError", "RESPReader", "encode", "lean_connection"]
 
 
 class ReplyError(Exception):
@@ -171,3 +175,14 @@ class RESPReader:
         if self.conn is not None:
             self.conn.fail(ConnectionError("closed"))
             self.conn = None
+
+
+def lean_connection(settings: RedisSettings) -> RESPReader:
+    """A :class:`RESPReader` to the server of ``settings`` (it connects on first use)."""
+    host, _, port = settings.redis_host.rpartition(":")
+    if not host:
+        host, port = settings.redis_host, "6379"
+    return RESPReader(host.strip("[]"), int(port), db=settings.redis_db,
+                      username=settings.redis_username, password=settings.redis_password,
+                      tls=settings.enable_tls, connect_timeout=settings.dial_timeout,
+                      timeout=settings.read_timeout)
