@@ -64,11 +64,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, seconds: int, pid: int | None = None) -> tuple[float, float, float, float]:
-    """requests/s, p50 ms, p99 ms, and the server's CPU µs per request (0 without ``pid``)."""
+def wrk(url: str, seconds: float, pid: int | None = None,
+        script: str | None = None) -> tuple[float, float, float, float]:
+    """requests/s, p50 ms, p99 ms, and the server's CPU µs per request (0 without ``pid``);
+    ``script`` is a wrk Lua script (to send a POST, say)."""
     cpu0 = cpu_seconds(pid) if pid else 0.0
-    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", url],
-                         capture_output=True, text=True, check=True).stdout
+    extra = ["-s", script] if script else []
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds:g}s", "--latency",
+                          *extra, url], capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(pid) - cpu0 if pid else 0.0
 
     def ms(label: str) -> float:
