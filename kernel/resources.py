@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -57,7 +58,7 @@ class Component(Resource):
     metadata: list[MetadataItem] = field(default_factory=list)
     secret_store: str = ""  # auth.secretStore
 
-    @property
+    @cached_property  # read on every component lookup
     def kind_name(self) -> str:
         return self.type.split(".", 1)[0]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ import orjson
 from pydapr.kinds.pubsub import Message, PubSub
 from pydapr.resiliency import Policy
 
-from .envelope import CE_CONTENT_TYPE, is_json
+from .envelope import CE_CONTENT_TYPE, is_json, new_id
 from .subscriptions import RoutingError, Subscription
 
 if TYPE_CHECKING:
@@ -75,7 +74,7 @@ def app_status(body: bytes) -> str:
 def cloud_event_of(msg: Message, sub: Subscription) -> tuple[dict[str, Any], bytes]:
     """The CloudEvent as a dict, and the bytes to send an HTTP app."""
     if sub.raw_payload:
-        ce = {"id": str(uuid.uuid4()), "specversion": "1.0", "datacontenttype": "application/octet-stream",
+        ce = {"id": new_id(), "specversion": "1.0", "datacontenttype": "application/octet-stream",
               "source": "Dapr", "type": "com.dapr.event.sent", "topic": sub.topic,
               "pubsubname": sub.pubsub, "data_base64": base64.b64encode(msg.data).decode()}
         for key in ("traceid", "traceparent", "tracestate"):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import os
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
@@ -22,7 +21,7 @@ import orjson
 from pydapr.durations import parse_duration
 from pydapr.errors import APIError
 
-__all__ = ["new_envelope", "complete_envelope", "is_json", "is_cloudevent", "child_traceparent",
+__all__ = ["new_envelope", "new_id", "complete_envelope", "is_json", "is_cloudevent", "child_traceparent",
            "parse_ttl", "flag", "CE_CONTENT_TYPE"]
 
 CE_CONTENT_TYPE = "application/cloudevents+json"
@@ -32,8 +31,25 @@ _TRUE = {"1", "t", "true", "y", "yes", "on"}
 _FALSE = {"0", "f", "false", "n", "no", "off", ""}
 
 
+_MEDIA: dict[str, str] = {}  # the few content types an app sends, parsed once each
+
+
 def _media(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
+    media = _MEDIA.get(content_type)
+    if media is None:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if len(_MEDIA) < 256:
+            _MEDIA[content_type] = media
+    return media
+
+
+def new_id() -> str:
+    """A random (version 4) UUID as text, without building a :class:`uuid.UUID`."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def is_json(content_type: str) -> bool:
@@ -80,10 +96,10 @@ def parse_ttl(metadata: Mapping[str, str]) -> float | None:
 def child_traceparent(parent: str) -> str:
     """A W3C traceparent for the publish span: child of ``parent`` when valid, else a new trace."""
     parts = parent.split("-") if parent else ()
-    span = os.urandom(8).hex()
     if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
-        return f"00-{parts[1]}-{span}-{parts[3][:2] or '01'}"
-    return f"00-{os.urandom(16).hex()}-{span}-01"
+        return f"00-{parts[1]}-{os.urandom(8).hex()}-{parts[3][:2] or '01'}"
+    ids = os.urandom(24).hex()  # trace id and span id in one system call
+    return f"00-{ids[:32]}-{ids[32:]}-01"
 
 
 def _overrides(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -122,10 +138,11 @@ def new_envelope(data: bytes, content_type: str, topic: str, pubsub: str, source
     """
     ct = content_type or "text/plain"
     ov = _overrides(metadata) if metadata else {}
-    ce: dict[str, Any] = {"id": ov.get("id") or str(uuid.uuid4()), "source": ov.get("source") or source
+    ce: dict[str, Any] = {"id": ov.get("id") or new_id(), "source": ov.get("source") or source
                           or "Dapr", "type": ov.get("type") or "com.dapr.event.sent",
                           "specversion": "1.0", "datacontenttype": ct}
-    if is_json(ct):
+    media = _media(ct)
+    if media == "application/json" or (media.endswith("+json") and media != CE_CONTENT_TYPE):
         if data:
             try:
                 ce["data"] = orjson.loads(data)
@@ -136,7 +153,7 @@ def new_envelope(data: bytes, content_type: str, topic: str, pubsub: str, source
                                reason="DAPR_PUBSUB_MARSHAL_ENVELOPE") from None
         else:
             ce["data"] = ""
-    elif _media(ct) in _BINARY:
+    elif media in _BINARY:
         ce["data_base64"] = base64.b64encode(data).decode()
     else:
         ce["data"] = data.decode("utf-8", "replace")
@@ -171,7 +188,7 @@ def complete_envelope(body: bytes, topic: str, pubsub: str, source: str, tracepa
     for name in ("id", "source", "type"):
         if name in ce and (not isinstance(ce[name], str) or not ce[name]):
             raise _invalid(f"{name} must be a non-empty string")
-    ce.setdefault("id", str(uuid.uuid4()))
+    ce.setdefault("id", new_id())
     ce.setdefault("source", source or "Dapr")
     ce.setdefault("type", "com.dapr.event.sent")
     ce.setdefault("specversion", "1.0")

@@ -50,15 +50,15 @@ class Publisher:
     # -- lookups ------------------------------------------------------------------------
 
     def component(self, name: str) -> PubSub:
+        comp = self.rt.component("pubsub", name) if name else None
+        if comp is not None:
+            return comp  # type: ignore[return-value]
         if not self.rt.has_kind("pubsub"):
             raise APIError("ERR_PUBSUB_NOT_CONFIGURED", "no pubsub is configured")
         if not name:
             raise APIError("ERR_PUBSUB_EMPTY", "pubsub name is empty")
-        comp = self.rt.component("pubsub", name)
-        if comp is None:
-            raise APIError("ERR_PUBSUB_NOT_FOUND", f"pubsub {name} is not found",
-                           metadata={"appID": self.rt.app_id})
-        return comp  # type: ignore[return-value]
+        raise APIError("ERR_PUBSUB_NOT_FOUND", f"pubsub {name} is not found",
+                       metadata={"appID": self.rt.app_id})
 
     def scopes(self, name: str, comp: PubSub) -> TopicScopes:
         sc = self._scopes.get(name)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import base64
+import re
+import uuid
 from datetime import datetime
 
 import orjson
@@ -9,7 +11,7 @@ import pytest
 
 from pydapr.errors import APIError
 from pydapr.plugins.pubsub.envelope import (child_traceparent, complete_envelope, flag, new_envelope,
-                                            parse_ttl)
+                                            new_id, parse_ttl)
 
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -82,7 +84,16 @@ def test_traceparent_child_keeps_trace_id() -> None:
     child = child_traceparent(TP)
     assert child.split("-")[1] == TP.split("-")[1] and child != TP
     fresh = child_traceparent("garbage")
-    assert len(fresh.split("-")[1]) == 32
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", fresh)
+    assert fresh.split("-")[1] != child_traceparent("").split("-")[1]
+
+
+def test_event_ids_are_random_version_4_uuids() -> None:
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for text in list(ids)[:50]:
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
 
 
 def test_ttl_and_flags() -> None:
