@@ -30,11 +30,12 @@ class _Incomplete(Exception):
     pass
 
 
-def encode(args: tuple[Any, ...]) -> bytes:
+def encode(args: tuple[Any, ...] | list[Any]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        if type(a) is not bytes:
+            a = a.encode() if type(a) is str else str(a).encode()
+        out += (b"$%d\r\n" % len(a), a, b"\r\n")  # the value is copied once, by the join
     return b"".join(out)
 
 
@@ -70,22 +71,50 @@ def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
 
 
 class _Conn(asyncio.Protocol):
-    def __init__(self) -> None:
+    """One connection; a watchdog (one timer, not one per command) fails it when the oldest
+    unanswered command is older than ``timeout``."""
+
+    def __init__(self, timeout: float) -> None:
         self.buf = bytearray()
         self.waiters: deque[asyncio.Future] = deque()
+        self.sent_at: deque[float] = deque()  # parallel to waiters
         self.transport: Any = None
         self.closed = False
+        self.timeout = timeout
+        self.loop = asyncio.get_running_loop()
+        self.watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
+    def send(self, args: tuple[Any, ...] | list[Any]) -> asyncio.Future:
+        fut = self.loop.create_future()
+        if not self.waiters and self.watchdog is None:
+            self.watchdog = self.loop.call_later(self.timeout, self._check)
+        self.waiters.append(fut)
+        self.sent_at.append(self.loop.time())
+        self.transport.write(encode(args))
+        return fut
+
+    def _check(self) -> None:
+        self.watchdog = None
+        if not self.waiters or self.closed:
+            return
+        late = self.loop.time() - self.sent_at[0]
+        if late >= self.timeout:
+            self.fail(ConnectionError(f"Redis did not answer within {self.timeout:g}s"))
+        else:
+            self.watchdog = self.loop.call_later(self.timeout - late, self._check)
+
     def data_received(self, data: bytes) -> None:
         self.buf += data
         pos = 0
+        waiters, sent_at = self.waiters, self.sent_at
         try:
-            while self.waiters and pos < len(self.buf):
+            while waiters and pos < len(self.buf):
                 value, pos = _parse(self.buf, pos)
-                fut = self.waiters.popleft()
+                fut = waiters.popleft()
+                sent_at.popleft()
                 if not fut.done():
                     fut.set_result(value)
         except _Incomplete:
@@ -101,8 +130,12 @@ class _Conn(asyncio.Protocol):
 
     def fail(self, exc: Exception) -> None:
         self.closed = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         if self.transport is not None:
             self.transport.abort()
+        self.sent_at.clear()
         while self.waiters:
             fut = self.waiters.popleft()
             if not fut.done():
@@ -125,7 +158,8 @@ class RESPReader:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(loop.create_connection(
-                _Conn, self.host, self.port, ssl=self.ssl), self.connect_timeout)
+                lambda: _Conn(self.timeout), self.host, self.port, ssl=self.ssl),
+                self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             raise ConnectionError(f"cannot connect to Redis at {self.host}:{self.port}: "
                                   f"{getattr(exc, 'strerror', None) or exc or 'timed out'}") from None
@@ -136,7 +170,7 @@ class RESPReader:
         if self.db:
             setup.append(("SELECT", self.db))
         for cmd in setup:
-            reply = await self._send(conn, cmd)
+            reply = await conn.send(cmd)
             if isinstance(reply, ReplyError):
                 conn.fail(ConnectionError("Redis refused the connection setup"))
                 raise ConnectionError(f"Redis refused {cmd[0]}: {reply}")
@@ -154,22 +188,12 @@ class RESPReader:
             self._opening = None
         return self.conn
 
-    def _send(self, conn: _Conn, args: tuple[Any, ...]) -> asyncio.Future:
-        fut = asyncio.get_running_loop().create_future()
-        conn.waiters.append(fut)
-        conn.transport.write(encode(args))
-        return fut
-
     async def call(self, *args: Any) -> Any:
         """One command's reply (an error reply is returned as :class:`ReplyError`)."""
-        conn = await self._connection()
-        fut = self._send(conn, args)
-        timer = asyncio.get_running_loop().call_later(
-            self.timeout, conn.fail, ConnectionError(f"Redis did not answer within {self.timeout:g}s"))
-        try:
-            return await fut
-        finally:
-            timer.cancel()
+        conn = self.conn
+        if conn is None or conn.closed:
+            conn = await self._connection()
+        return await conn.send(args)
 
     def close(self) -> None:
         if self.conn is not None:
