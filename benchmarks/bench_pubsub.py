@@ -3,14 +3,17 @@
 For each broker (in-memory, Redis Streams, RabbitMQ) it measures, in one run:
 
 * publish latency through the sidecar (HTTP, keep-alive) against calling the component
-  directly in-process (the same broker client the sidecar uses);
+  directly in-process (the same broker client the sidecar uses), paced at 1,000 per
+  second as in the state benchmark, interleaved over ``--rounds`` rounds with no
+  subscriber running, beside the HTTP floor (``GET /v1.0/healthz``, same client); and
+  publish latency again (one sequential client) while the subscriber side delivers;
 * publish-to-delivery latency (median, p99) and deliveries per second to a no-op HTTP
   app, through one sidecar for in-memory (it cannot cross processes) and through a
   publisher sidecar and a subscriber sidecar for the others, against the same broker
   driven directly by its client library;
 * deliveries per CPU-second of the subscribing sidecar (its user+system time).
 
-Usage: ``python benchmarks/bench_pubsub.py [--messages 20000] [--brokers in-memory,redis,rabbitmq]``
+Usage: ``python benchmarks/bench_pubsub.py [--messages 20000] [--rounds 3] [--brokers in-memory,redis,rabbitmq]``
 """
 from __future__ import annotations
 
@@ -133,6 +136,57 @@ async def direct_publish_latency(type_name: str, md: dict[str, str], n: int) -> 
     return out
 
 
+def publish_rounds(type_name: str, md: dict[str, str], rounds: int, rate: int = 1000,
+                   seconds: float = 3.0) -> dict[str, float]:
+    """Paced publishes (as the state benchmark paces its gets), interleaved over rounds: the
+    component called directly in this process, the sidecar over HTTP, and the HTTP floor
+    (``GET /v1.0/healthz``) with the same client. The sidecar is pinned to CPU 0 and this
+    process to CPU 1. Medians over rounds of each round's p50 and p99."""
+    import uvloop
+    from bench_state import paced, pct as pct_ms
+
+    from pydapr.server.httpclient import HTTPClientPool
+    per: dict[str, list[float]] = {}
+    with Sidecar(app_id="bench-pub", resources=resources(type_name, md, "bench-idle"),
+                 args=["--log-level", "warn"]) as sc:
+        mask = os.sched_getaffinity(0)
+        if len(mask) >= 2:
+            os.sched_setaffinity(sc.proc.pid, {0})
+            os.sched_setaffinity(0, {1})
+
+        async def run() -> None:
+            comp = await make_pubsub(type_name, md)
+            http = HTTPClientPool("127.0.0.1", sc.http_port, max_idle=64)
+            topic = f"bench-idle-{uuid.uuid4().hex[:6]}"
+            path = f"/v1.0/publish/bench/{topic}"
+            ct = [("content-type", "application/json")]
+
+            async def direct() -> None:
+                await comp.publish(topic, orjson.dumps({"t": time.time()}), {}, "application/json")
+
+            async def sidecar() -> None:
+                r = await http.request("POST", path, ct, orjson.dumps({"t": time.time()}))
+                assert r.status == 204, r.body
+
+            async def floor() -> None:
+                assert (await http.request("GET", "/v1.0/healthz")).status == 204
+            ops = {"direct": direct, "sidecar": sidecar, "floor": floor}
+            for op in ops.values():  # warm-up
+                for _ in range(300):
+                    await op()
+            for _ in range(rounds):
+                for name, op in ops.items():
+                    lat = await paced(op, rate, seconds)
+                    per.setdefault(name, []).append(pct_ms(lat, .5))
+                    per.setdefault(name + "_p99", []).append(pct_ms(lat, .99))
+            await comp.close()
+        try:
+            uvloop.run(run())
+        finally:
+            os.sched_setaffinity(0, mask)
+    return {k: statistics.median(v) / 1000 for k, v in per.items()}
+
+
 def sidecar_publish_latency(sc: Sidecar, topic: str, n: int) -> list[float]:
     c = KeepAlive(sc.http_port)
     out = []
@@ -242,6 +296,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--brokers", default=",".join(BROKERS))
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     rows = []
     for name in args.brokers.split(","):
@@ -249,15 +304,18 @@ def main() -> None:
         if server and not server_reachable(server):
             print(f"skip {name}: server not reachable")
             continue
-        direct_pub = asyncio.run(direct_publish_latency(type_name, md, 2000))
+        pub = publish_rounds(type_name, md, args.rounds)
         e2e = end_to_end(type_name, md, args.messages)
         direct = asyncio.run(direct_end_to_end(type_name, md, args.messages))
         row = {
             "broker": name,
-            "pub_direct_p50": ms(statistics.median(direct_pub)),
-            "pub_sidecar_p50": ms(statistics.median(e2e["publish_latency"])),
-            "pub_added_p50": ms(statistics.median(e2e["publish_latency"]) - statistics.median(direct_pub)),
-            "pub_sidecar_p99": ms(pct(e2e["publish_latency"], 0.99)),
+            "pub_direct_p50": ms(pub["direct"]),
+            "pub_sidecar_p50": ms(pub["sidecar"]),
+            "pub_added_p50": ms(pub["sidecar"] - pub["direct"]),
+            "pub_sidecar_p99": ms(pub["sidecar_p99"]),
+            "pub_direct_p99": ms(pub["direct_p99"]),
+            "floor_p50": ms(pub["floor"]),
+            "pub_loaded_p50": ms(statistics.median(e2e["publish_latency"])),
             "deliv_p50": ms(statistics.median(e2e["delivery_latency"])),
             "deliv_p99": ms(pct(e2e["delivery_latency"], 0.99)),
             "direct_deliv_p50": ms(statistics.median(direct["delivery_latency"])),
@@ -269,13 +327,15 @@ def main() -> None:
         print(orjson.dumps(row).decode(), flush=True)
     print()
     print("| broker | publish p50 direct (ms) | publish p50 via sidecar (ms) | added p50 (ms) | publish p99 "
-          "via sidecar (ms) | pub->deliver p50 / p99 (ms) | direct pub->deliver p50 (ms) | deliveries/s "
-          "via sidecars | per sidecar CPU-s | direct client deliveries/s | lost |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "via sidecar (ms) | HTTP floor p50 (ms) | publish p50 while delivering (ms) | pub->deliver p50 / "
+          "p99 (ms) | direct pub->deliver p50, loaded (ms) | deliveries/s via sidecars | deliveries per "
+          "sidecar CPU-s | direct client deliveries/s | lost |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['broker']} | {r['pub_direct_p50']} | {r['pub_sidecar_p50']} | {r['pub_added_p50']} | "
-              f"{r['pub_sidecar_p99']} | {r['deliv_p50']} / {r['deliv_p99']} | {r['direct_deliv_p50']} | "
-              f"{r['rate']} | {r['per_cpu']} | {r['direct_rate']} | {r['lost']} |")
+              f"{r['pub_sidecar_p99']} | {r['floor_p50']} | {r['pub_loaded_p50']} | {r['deliv_p50']} / "
+              f"{r['deliv_p99']} | {r['direct_deliv_p50']} | {r['rate']} | {r['per_cpu']} | "
+              f"{r['direct_rate']} | {r['lost']} |")
 
 
 if __name__ == "__main__":
