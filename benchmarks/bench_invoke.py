@@ -188,8 +188,12 @@ class Bench:
         ports = {}
         for name, extra in (("b", ["--app-port", str(app_port)]), ("a", [])):
             ports[name] = free_port()
+            run = [sys.executable, "-m", "pydapr.daprd.app"]
+            if self.args.profile:
+                run = [sys.executable, str(Path(__file__).with_name("profile_sidecar.py")),
+                       str(Path(self.args.profile).resolve() / f"sidecar-{name}.prof"), "--"]
             p = self.spawn(f"sidecar-{name}", [
-                sys.executable, "-m", "pydapr.daprd.app", "--app-id", name,
+                *run, "--app-id", name,
                 "--dapr-http-port", str(ports[name]), "--dapr-grpc-port", str(free_port()),
                 "--resources-path", str(empty), "--log-level", "info", *extra, *args], env)
             setattr(self, f"sidecar_{name}", p)
@@ -333,6 +337,8 @@ def main() -> None:
     ap.add_argument("--pure", action="store_true", help="PYDAPR_NO_EXTENSIONS=1 for the sidecars")
     ap.add_argument("--no-pin", action="store_true", help="do not pin the load generator")
     ap.add_argument("--skip-nginx", action="store_true")
+    ap.add_argument("--profile", metavar="DIR", help="run the sidecars under cProfile (CPU clock); "
+                    "profiles land in DIR/sidecar-{a,b}.prof (figures are then not comparable)")
     ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = ap.parse_args()
     b = Bench(args)
