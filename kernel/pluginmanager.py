@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Iterable
 
@@ -25,30 +24,53 @@ __all__ = ["PluginInfo", "PluginManager", "discover", "await_me_maybe"]
 log = logging.getLogger("pydapr.plugins")
 
 
-@dataclass(frozen=True)
 class PluginInfo:
-    """An entry point of the ``pydapr`` group, described without importing it."""
+    """An entry point of the ``pydapr`` group, described without importing it.
 
-    name: str
-    value: str
-    dist: str
-    version: str
-    entry_point: Any = field(default=None, compare=False, repr=False)  # to load it without a rescan
+    The distribution's name and version are read from its metadata only when asked for
+    (listings, error messages): parsing every distribution's METADATA at start-up cost time
+    and the memory of the ``email`` package.
+    """
+
+    __slots__ = ("name", "value", "entry_point", "_dist", "_version")
+
+    def __init__(self, name: str, value: str, dist: str | None = None, version: str | None = None,
+                 entry_point: Any = None) -> None:
+        self.name, self.value, self.entry_point = name, value, entry_point
+        self._dist, self._version = dist, version
+
+    def _distribution(self) -> Any:
+        return getattr(self.entry_point, "dist", None)
+
+    @property
+    def dist(self) -> str:
+        if self._dist is None:
+            d = self._distribution()
+            self._dist = d.name if d is not None else "?"
+        return self._dist
+
+    @property
+    def version(self) -> str:
+        if self._version is None:
+            d = self._distribution()
+            self._version = d.version if d is not None else "?"
+        return self._version
+
+    def __repr__(self) -> str:
+        return f"PluginInfo(name={self.name!r}, value={self.value!r})"
 
 
 def discover(group: str = hookspecs.PROJECT) -> dict[str, PluginInfo]:
     """Scan the entry-point group; raise :class:`PluginError` on a name declared twice."""
     found: dict[str, PluginInfo] = {}
     for ep in entry_points(group=group):
-        dist = ep.dist.name if ep.dist else "?"
-        version = ep.dist.version if ep.dist else "?"
-        info = PluginInfo(ep.name, ep.value, dist, version, ep)
+        info = PluginInfo(ep.name, ep.value, entry_point=ep)
         prior = found.get(ep.name)
-        if prior is not None and (prior.dist, prior.value) != (dist, ep.value):
+        if prior is not None and (prior.dist, prior.value) != (info.dist, ep.value):
             raise PluginError(
                 f"plugin name {ep.name!r} is declared by two distributions: "
-                f"{prior.dist} {prior.version} ({prior.value}) and {dist} {version} ({ep.value}); "
-                "uninstall one of them", plugin=ep.name, dist=dist)
+                f"{prior.dist} {prior.version} ({prior.value}) and {info.dist} {info.version} "
+                f"({ep.value}); uninstall one of them", plugin=ep.name, dist=info.dist)
         found[ep.name] = info
     return found
 

@@ -1,9 +1,13 @@
 """The gRPC API server: ``dapr.proto.runtime.v1.Dapr`` from the official SDK's descriptors.
 
-Every RPC of the service is registered; one a building block does not serve
+Every RPC of the service is served; one a building block does not serve
 answers ``UNIMPLEMENTED`` naming the RPC (the SDK relies on that for its
 Alpha fallbacks). :class:`~pydapr.errors.APIError` raised by a handler is
 sent as a ``google.rpc.Status`` with Dapr's ``ErrorInfo`` for rich errors.
+
+The SDK's protobuf modules (about 6 MB of memory, every runtime proto) and the
+rich-error protos load on the first gRPC call, not at start-up: a sidecar whose
+app only speaks HTTP never pays for them.
 """
 from __future__ import annotations
 
@@ -12,13 +16,10 @@ import logging
 from typing import Any, Callable
 
 import grpc
-from google.protobuf import message_factory
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from ..errors import APIError
 
-__all__ = ["SERVICE", "dapr_service", "abort", "status_of", "serve_grpc", "rpc_names"]
+__all__ = ["SERVICE", "dapr_service", "DaprService", "abort", "status_of", "serve_grpc", "rpc_names"]
 
 log = logging.getLogger("pydapr.grpc")
 
@@ -36,6 +37,8 @@ def rpc_names() -> list[str]:
 
 def status_of(err: APIError) -> Any:
     """The grpc Status (with ErrorInfo for rich errors) for an APIError."""
+    from google.rpc import error_details_pb2, status_pb2
+    from grpc_status import rpc_status
     code = getattr(grpc.StatusCode, err.grpc_code)
     st = status_pb2.Status(code=code.value[0], message=err.message)
     if err.reason:
@@ -74,34 +77,58 @@ def _guard(name: str, fn: Callable) -> Callable:
     return handler
 
 
-def dapr_service(methods: dict[str, Callable], wrap: Callable[[str, Callable], Callable] | None = None
-                 ) -> grpc.GenericRpcHandler:
-    """A generic handler for every RPC of the Dapr service.
+_PREFIX = f"/{SERVICE}/"
+_MAKERS = {(False, False): grpc.unary_unary_rpc_method_handler,
+           (False, True): grpc.unary_stream_rpc_method_handler,
+           (True, False): grpc.stream_unary_rpc_method_handler,
+           (True, True): grpc.stream_stream_rpc_method_handler}
+
+
+class DaprService(grpc.GenericRpcHandler):
+    """A handler for every RPC of the Dapr service, built on the first call.
 
     :param methods: RPC name -> ``async`` handler ``(request, context)`` (streaming RPCs
         take ``(request_iterator, context)`` and may be async generators).
     :param wrap: optional per-method wrapper (API token, allow lists) applied to every RPC.
     """
-    handlers = {}
-    for m in _descriptor().methods:
-        req_cls = message_factory.GetMessageClass(m.input_type)
-        resp_cls = message_factory.GetMessageClass(m.output_type)
-        fn = methods.get(m.name)
-        streaming = m.client_streaming or m.server_streaming
-        if fn is None:
-            fn = _unimplemented(m.name)
-        elif not streaming:
-            fn = _guard(m.name, fn)
-        if wrap is not None:
-            fn = wrap(m.name, fn)
-        make = {(False, False): grpc.unary_unary_rpc_method_handler,
-                (False, True): grpc.unary_stream_rpc_method_handler,
-                (True, False): grpc.stream_unary_rpc_method_handler,
-                (True, True): grpc.stream_stream_rpc_method_handler}[(m.client_streaming,
-                                                                      m.server_streaming)]
-        handlers[m.name] = make(fn, request_deserializer=req_cls.FromString,
-                                response_serializer=resp_cls.SerializeToString)
-    return grpc.method_handlers_generic_handler(SERVICE, handlers)
+
+    def __init__(self, methods: dict[str, Callable],
+                 wrap: Callable[[str, Callable], Callable] | None = None) -> None:
+        self._methods, self._wrap = methods, wrap
+        self._handlers: dict[str, Any] | None = None
+
+    def service(self, handler_call_details: Any) -> Any:
+        method = handler_call_details.method
+        if not method.startswith(_PREFIX):
+            return None
+        if self._handlers is None:
+            self._handlers = self._build()
+        return self._handlers.get(method[len(_PREFIX):])
+
+    def _build(self) -> dict[str, Any]:
+        from google.protobuf import message_factory
+        handlers = {}
+        for m in _descriptor().methods:
+            req_cls = message_factory.GetMessageClass(m.input_type)
+            resp_cls = message_factory.GetMessageClass(m.output_type)
+            fn = self._methods.get(m.name)
+            streaming = m.client_streaming or m.server_streaming
+            if fn is None:
+                fn = _unimplemented(m.name)
+            elif not streaming:
+                fn = _guard(m.name, fn)
+            if self._wrap is not None:
+                fn = self._wrap(m.name, fn)
+            make = _MAKERS[(m.client_streaming, m.server_streaming)]
+            handlers[m.name] = make(fn, request_deserializer=req_cls.FromString,
+                                    response_serializer=resp_cls.SerializeToString)
+        return handlers
+
+
+def dapr_service(methods: dict[str, Callable], wrap: Callable[[str, Callable], Callable] | None = None
+                 ) -> DaprService:
+    """The generic handler of the Dapr service (see :class:`DaprService`)."""
+    return DaprService(methods, wrap)
 
 
 async def serve_grpc(handlers: list[grpc.GenericRpcHandler], hosts: list[str], port: int,

@@ -5,6 +5,8 @@ mismatch is ``ABORTED``; the ``StateOptions`` enums map to Dapr's strings.
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Any
 
 import orjson
@@ -43,10 +45,17 @@ def _set(b: Bound, item: Any) -> SetRequest:
 class StateGRPC:
     def __init__(self, core: StateCore) -> None:
         self.core = core
+
+    # the SDK's protos load with the first gRPC call (see pydapr.server.grpc)
+    @functools.cached_property
+    def pb(self) -> Any:
         from dapr.proto.runtime.v1 import state_pb2
+        return state_pb2
+
+    @functools.cached_property
+    def empty(self) -> Any:
         from google.protobuf import empty_pb2
-        self.pb = state_pb2
-        self.empty = empty_pb2.Empty
+        return empty_pb2.Empty
 
     def methods(self) -> dict[str, Any]:
         return {"GetState": self.get_state, "GetBulkState": self.get_bulk_state,
