@@ -6,7 +6,7 @@ import pytest
 from pydapr import hookimpl
 from pydapr.errors import PluginError, StartupError
 from pydapr.kinds.secretstores import SecretStore
-from pydapr.pluginmanager import PluginInfo, PluginManager
+from pydapr.pluginmanager import PluginInfo, PluginManager, discover
 from pydapr.registry import BuildingBlock, ComponentType, MiddlewareType, Route
 
 
@@ -133,6 +133,14 @@ def test_lazy_loading_by_name_and_disabled_list(monkeypatch):
     assert pm.load("state.not-installed") is False
     with pytest.raises(PluginError, match="disabled"):
         pm.load("api.metadata")
+
+
+def test_discovery_reads_distribution_metadata_only_when_asked():
+    found = discover()
+    info = found["api.metadata"]
+    assert info.value == "pydapr.plugins.metadata"
+    assert info._dist is None and info._version is None  # nothing parsed yet
+    assert info.dist == "pydapr" and info.version and info.version != "?"
 
 
 def test_route_descriptor_defaults():
