@@ -48,6 +48,8 @@ class _Conn(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        # cached: asyncio.get_running_loop() makes a getpid() system call on every call
+        self.loop = asyncio.get_running_loop()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -84,7 +86,7 @@ class _Conn(asyncio.Protocol):
 
     def send(self, data: bytes) -> asyncio.Future:
         self.headers, self.body, self.size = [], [], 0
-        self.waiter = asyncio.get_running_loop().create_future()
+        self.waiter = self.loop.create_future()
         self.transport.write(data)
         return self.waiter
 
@@ -135,7 +137,7 @@ class HTTPClientPool:
         conn = self.idle.pop() if reused else await self._connect()
         waiter = conn.send(data)
         # a timer on the response future (cheaper per request than asyncio.wait_for's task)
-        timer = asyncio.get_running_loop().call_later(timeout or self.timeout, _expire, waiter)
+        timer = conn.loop.call_later(timeout or self.timeout, _expire, waiter)
         try:
             resp = await waiter
         except HTTPClientError:

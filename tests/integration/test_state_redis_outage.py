@@ -21,6 +21,7 @@ def test_redis_outage_and_recovery() -> None:
            "  - {name: dialTimeout, value: 1s}\n  - {name: readTimeout, value: 1s}\n")
     try:
         with Sidecar(app_id=f"outage{free_port()}", resources=res) as sc:
+            sc.wait("/v1.0/healthz")  # fully up (start() waits for outbound only)
             save = json.dumps([{"key": "k", "value": "before"}]).encode()
             assert sc.request("POST", "/v1.0/state/cache", save)[0] == 204
 
