@@ -38,7 +38,6 @@ class Sidecar:
         self.app_id = app_id
         self.http_port = free_port()
         self.grpc_port = free_port()
-        self.internal_port = free_port()
         self.app_port = app_port
         self._tmp = tempfile.TemporaryDirectory(prefix="pydapr-test-")
         self.dir = Path(self._tmp.name)
@@ -46,7 +45,8 @@ class Sidecar:
         self.extra_env.setdefault("PYDAPR_HOME", home or str(self.dir / "home"))
         cmd = [sys.executable, "-m", "pydapr.daprd.app", "--app-id", app_id,
                "--dapr-http-port", str(self.http_port), "--dapr-grpc-port", str(self.grpc_port),
-               "--dapr-internal-grpc-port", str(self.internal_port), "--log-level", "debug"]
+               # the proxy port is the OS's pick: nothing here needs to know it in advance
+               "--dapr-internal-grpc-port", "0", "--log-level", "debug"]
         if app_port:
             cmd += ["--app-port", str(app_port)]
         if isinstance(resources, Path):
@@ -75,17 +75,34 @@ class Sidecar:
                 "DAPR_RUNTIME_HOST": "127.0.0.1"}
 
     def start(self) -> Sidecar:
-        env = {**os.environ, **self.extra_env}
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=self.dir)
-        if self.wait_ready:
+        for attempt in range(3):
+            env = {**os.environ, **self.extra_env}
+            self._log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                         env=env, cwd=self.dir)
+            if not self.wait_ready:
+                return self
             try:
                 self.wait("/v1.0/healthz/outbound")
+                return self
+            except RuntimeError as exc:
+                # a port that was free when picked got taken (by another process's outgoing
+                # connection, say) before the sidecar bound it: pick new ones and start again
+                if attempt < 2 and "address already in use" in str(exc):
+                    self._log.close()
+                    self._new_ports()
+                    continue
+                self.stop()
+                raise
             except BaseException:
                 self.stop()  # close the log and reap the process before reporting
                 raise
-        return self
+        raise AssertionError("not reached")
+
+    def _new_ports(self) -> None:
+        self.http_port, self.grpc_port = free_port(), free_port()
+        for flag, port in (("--dapr-http-port", self.http_port), ("--dapr-grpc-port", self.grpc_port)):
+            self.cmd[self.cmd.index(flag) + 1] = str(port)
 
     def wait(self, path: str = "/v1.0/healthz", timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

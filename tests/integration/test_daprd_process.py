@@ -105,3 +105,17 @@ def test_home_components_folder_wins_over_embedded_default(tmp_path):
         import json
         doc = json.loads(sc.request("GET", "/v1.0/metadata")[2])
         assert doc.get("components", []) == []
+
+
+def test_the_test_harness_picks_new_ports_when_one_was_taken_meanwhile():
+    import socket
+    sc = Sidecar(app_id="portrace", resources="")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", sc.http_port))
+    taken.listen(1)
+    try:
+        with sc:
+            assert sc.http_port != taken.getsockname()[1]
+            assert sc.request("GET", "/v1.0/healthz/outbound")[0] == 204
+    finally:
+        taken.close()
