@@ -72,6 +72,7 @@ class ProxyConnection(asyncio.BufferedProtocol):
         self.opened = 0  # streams opened over this connection's life
         self.idle_since = self.loop.time()
         self._rbuf = memoryview(bytearray(_READ_BUFFER))
+        self._out: list[bytes] | None = None  # frames written this turn of the loop
 
     # -- connection ---------------------------------------------------------------------
 
@@ -125,11 +126,24 @@ class ProxyConnection(asyncio.BufferedProtocol):
             raise ProxyError("connection to the other sidecar closed")
 
     def write(self, data: bytes) -> None:
-        if not self.closed:
-            self.transport.write(data)
+        """Queue frames; they leave together at the end of this turn of the event loop, so
+        streams answered in the same turn share one TLS record and one system call."""
+        if self.closed:
+            return
+        if self._out is None:
+            self._out = [data]
+            self.loop.call_soon(self.flush)
+        else:
+            self._out.append(data)
+
+    def flush(self) -> None:
+        out, self._out = self._out, None
+        if out and not self.closed:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def close(self) -> None:
         if not self.closed:
+            self.flush()
             self.closed = True
             self.transport.close()
 
@@ -163,6 +177,7 @@ class ProxyConnection(asyncio.BufferedProtocol):
         except FrameError as exc:
             log.warning("proxy: protocol error from peer %s: %s", self.peer_id or "?", exc)
             self.goaway(PROTOCOL_ERROR, str(exc))
+            self.flush()
             self.transport.abort()
 
     def _frame(self, ftype: int, flags: int, sid: int, payload: bytes) -> None:
