@@ -18,7 +18,21 @@ async def _dispatch_async(req: Request) -> Response:
     return Response.json({"path": req.path, "len": len(req.body)})
 
 
+HANGING: list[asyncio.Future] = []
+
+
+async def _hang(req: Request) -> Response:
+    fut = asyncio.get_running_loop().create_future()
+    HANGING.append(fut)
+    await fut
+    return Response(200)
+
+
 def dispatch(req: Request):
+    if req.path == "/hang":
+        return _hang(req)
+    if req.path == "/async-boom":
+        return _async_boom()
     if req.path == "/sync":
         return Response(200, b"sync", content_type="text/plain")
     if req.path == "/slow":
@@ -30,6 +44,11 @@ def dispatch(req: Request):
     if req.path == "/echo":
         return Response(200, req.body + b"|" + req.headers.get("x-a", "").encode())
     return Response(404)
+
+
+async def _async_boom() -> Response:
+    await asyncio.sleep(0)
+    raise RuntimeError("secret internal detail")
 
 
 @pytest.fixture
@@ -146,6 +165,29 @@ async def test_many_pipelined_async_requests_all_answered(server):
         b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     out = await exchange(server, reqs, timeout=10)
     assert out.count(b"HTTP/1.1 200 OK") == n
+
+
+async def test_async_handler_errors_become_500_and_the_connection_stays_usable(server):
+    out = await exchange(server, b"GET /async-boom HTTP/1.1\r\nHost: x\r\n\r\n"
+                         b"GET /sync HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    first, _, rest = out.partition(b"HTTP/1.1 200 OK")
+    assert first.startswith(b"HTTP/1.1 500") and b"secret" not in out
+    assert rest.endswith(b"sync")
+
+
+async def test_a_cancelled_handler_answers_503_and_closes(server):
+    HANGING.clear()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server)
+    writer.write(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+    for _ in range(100):
+        if HANGING:
+            break
+        await asyncio.sleep(0.01)
+    HANGING[0].cancel()  # as when the sidecar shuts down with the request in flight
+    out = await asyncio.wait_for(reader.read(), 3)
+    writer.close()
+    assert out.startswith(b"HTTP/1.1 503") and b"shutting down" in out
+    assert b"connection: close" in out
 
 
 async def _quick_timeouts(http_impl, **limits):
