@@ -4,8 +4,8 @@ redis-py spends most of a one-command call's time in its own machinery
 (connection pool, retry wrapper, timeouts, observability hooks): profiled at
 about 60 % of a sidecar state GET. Those paths go instead through this small
 RESP2 protocol: one connection, commands pipelined in order, replies matched
-first in first out, one timer per command. Everything else (transactions,
-blocking reads, scripts' first load) stays on redis-py. A failed or timed-out
+first in first out, one watchdog timer per connection. Everything else
+(transactions, blocking reads, loading scripts) stays on redis-py. A failed or timed-out
 exchange closes the connection (and fails what was in flight with
 :class:`ConnectionError`); the next command reconnects.
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .redis_settings import RedisSettings
 
-__all__ = ["ReplyError", "RESPReader", "encode", "lean_connection"]
+__all__ = ["ReplyError", "RESPClient", "encode", "lean_connection"]
 
 
 class ReplyError(Exception):
@@ -142,7 +142,7 @@ class _Conn(asyncio.Protocol):
                 fut.set_exception(exc)
 
 
-class RESPReader:
+class RESPClient:
     """Commands over one lazily (re)opened, pipelined connection."""
 
     def __init__(self, host: str, port: int, *, db: int = 0, username: str = "", password: str = "",
@@ -201,12 +201,12 @@ class RESPReader:
             self.conn = None
 
 
-def lean_connection(settings: RedisSettings) -> RESPReader:
-    """A :class:`RESPReader` to the server of ``settings`` (it connects on first use)."""
+def lean_connection(settings: RedisSettings) -> RESPClient:
+    """A :class:`RESPClient` to the server of ``settings`` (it connects on first use)."""
     host, _, port = settings.redis_host.rpartition(":")
     if not host:
         host, port = settings.redis_host, "6379"
-    return RESPReader(host.strip("[]"), int(port), db=settings.redis_db,
+    return RESPClient(host.strip("[]"), int(port), db=settings.redis_db,
                       username=settings.redis_username, password=settings.redis_password,
                       tls=settings.enable_tls, connect_timeout=settings.dial_timeout,
                       timeout=settings.read_timeout)

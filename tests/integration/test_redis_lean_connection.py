@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pydapr.components._common.resp import ReplyError, RESPReader, encode
+from pydapr.components._common.resp import ReplyError, RESPClient, encode
 from pydapr.testing import require_server
 
 
@@ -18,7 +18,7 @@ def test_encode_is_resp_arrays_of_bulk_strings() -> None:
 
 async def test_pipelined_replies_match_their_commands() -> None:
     require_server("redis")
-    r = RESPReader("127.0.0.1", 6379)
+    r = RESPClient("127.0.0.1", 6379)
     try:
         key = f"lean-{time.monotonic_ns()}"
         sets = [r.call("SET", f"{key}-{i}", b"x" * i) for i in range(50)]
@@ -44,7 +44,7 @@ async def _silent_server() -> tuple[asyncio.base_events.Server, int]:
 
 async def test_a_server_that_never_answers_fails_every_waiting_command_after_the_timeout() -> None:
     server, port = await _silent_server()
-    r = RESPReader("127.0.0.1", port, timeout=0.3)
+    r = RESPClient("127.0.0.1", port, timeout=0.3)
     try:
         start = time.monotonic()
         first = asyncio.ensure_future(r.call("PING"))
@@ -63,11 +63,11 @@ async def test_a_server_that_never_answers_fails_every_waiting_command_after_the
 
 async def test_reconnects_after_the_server_closed_the_connection() -> None:
     require_server("redis")
-    r = RESPReader("127.0.0.1", 6379)
+    r = RESPClient("127.0.0.1", 6379)
     try:
         assert await r.call("PING") == b"PONG"
         client_id = await r.call("CLIENT", "ID")
-        killer = RESPReader("127.0.0.1", 6379)
+        killer = RESPClient("127.0.0.1", 6379)
         assert await killer.call("CLIENT", "KILL", "ID", client_id) == 1
         killer.close()
         for _ in range(100):  # the loss is noticed when the close arrives
@@ -83,6 +83,6 @@ async def test_unreachable_server_is_a_clear_connection_error() -> None:
     server, port = await _silent_server()
     server.close()
     await server.wait_closed()
-    r = RESPReader("127.0.0.1", port, connect_timeout=1)
+    r = RESPClient("127.0.0.1", port, connect_timeout=1)
     with pytest.raises(ConnectionError, match=f"cannot connect to Redis at 127.0.0.1:{port}"):
         await r.call("PING")
