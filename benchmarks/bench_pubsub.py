@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -136,27 +137,90 @@ async def direct_publish_latency(type_name: str, md: dict[str, str], n: int) -> 
     return out
 
 
+class _UnixConn(asyncio.Protocol):
+    def __init__(self) -> None:
+        import httptools
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future | None = None
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_message_complete(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(self.parser.get_status_code())
+
+
+class UnixHTTP:
+    """Keep-alive HTTP/1.1 over a Unix socket, for a sidecar started with --unix-domain-socket."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.idle: list[_UnixConn] = []
+        self.all: list[_UnixConn] = []
+
+    async def request(self, method: str, target: str, body: bytes = b"",
+                      content_type: str = "application/json") -> int:
+        loop = asyncio.get_running_loop()
+        if self.idle:
+            conn = self.idle.pop()
+        else:
+            _, conn = await loop.create_unix_connection(_UnixConn, self.path)
+            self.all.append(conn)
+        head = (f"{method} {target} HTTP/1.1\r\nhost: localhost\r\ncontent-type: {content_type}"
+                f"\r\ncontent-length: {len(body)}\r\n\r\n").encode()
+        conn.waiter = loop.create_future()
+        conn.transport.write(head + body)
+        status = await conn.waiter
+        self.idle.append(conn)
+        return status
+
+    def close(self) -> None:
+        for conn in self.all:
+            conn.transport.close()
+
+
 def publish_rounds(type_name: str, md: dict[str, str], rounds: int, rate: int = 1000,
                    seconds: float = 3.0) -> dict[str, float]:
     """Paced publishes (as the state benchmark paces its gets), interleaved over rounds: the
-    component called directly in this process, the sidecar over HTTP, and the HTTP floor
-    (``GET /v1.0/healthz``) with the same client. The sidecar is pinned to CPU 0 and this
-    process to CPU 1. Medians over rounds of each round's p50 and p99."""
+    component called directly in this process, the sidecar over HTTP on TCP, the same over a
+    Unix socket (a second sidecar started with --unix-domain-socket), and the HTTP floor of
+    each (``GET /v1.0/healthz``) with the same client. The sidecars are pinned to CPU 0 and
+    this process to CPU 1. Medians over rounds of each round's p50 and p99."""
+    import tempfile
+
     import uvloop
     from bench_state import paced, pct as pct_ms
 
     from pydapr.server.httpclient import HTTPClientPool
     per: dict[str, list[float]] = {}
+    folder = tempfile.mkdtemp(prefix="pdb-", dir="/tmp")
+    uds = Sidecar(app_id="bench-uds", resources=resources(type_name, md, "bench-uds"),
+                  args=["--log-level", "warn", "--unix-domain-socket", folder], wait_ready=False)
     with Sidecar(app_id="bench-pub", resources=resources(type_name, md, "bench-idle"),
                  args=["--log-level", "warn"]) as sc:
+        uds.start()
         mask = os.sched_getaffinity(0)
         if len(mask) >= 2:
             os.sched_setaffinity(sc.proc.pid, {0})
+            os.sched_setaffinity(uds.proc.pid, {0})
             os.sched_setaffinity(0, {1})
 
         async def run() -> None:
             comp = await make_pubsub(type_name, md)
             http = HTTPClientPool("127.0.0.1", sc.http_port, max_idle=64)
+            unix = UnixHTTP(os.path.join(folder, "dapr-bench-uds-http.socket"))
+            for _ in range(400):  # the socket sidecar has no TCP port to wait on
+                try:
+                    if await unix.request("GET", "/v1.0/healthz/outbound") == 204:
+                        break
+                except OSError:
+                    pass
+                await asyncio.sleep(0.05)
             topic = f"bench-idle-{uuid.uuid4().hex[:6]}"
             path = f"/v1.0/publish/bench/{topic}"
             ct = [("content-type", "application/json")]
@@ -170,7 +234,14 @@ def publish_rounds(type_name: str, md: dict[str, str], rounds: int, rate: int = 
 
             async def floor() -> None:
                 assert (await http.request("GET", "/v1.0/healthz")).status == 204
-            ops = {"direct": direct, "sidecar": sidecar, "floor": floor}
+
+            async def unix_sidecar() -> None:
+                assert await unix.request("POST", path, orjson.dumps({"t": time.time()})) == 204
+
+            async def unix_floor() -> None:
+                assert await unix.request("GET", "/v1.0/healthz") == 204
+            ops = {"direct": direct, "sidecar": sidecar, "floor": floor, "uds": unix_sidecar,
+                   "uds_floor": unix_floor}
             for op in ops.values():  # warm-up
                 for _ in range(300):
                     await op()
@@ -179,11 +250,15 @@ def publish_rounds(type_name: str, md: dict[str, str], rounds: int, rate: int = 
                     lat = await paced(op, rate, seconds)
                     per.setdefault(name, []).append(pct_ms(lat, .5))
                     per.setdefault(name + "_p99", []).append(pct_ms(lat, .99))
+            unix.close()
             await comp.close()
         try:
             uvloop.run(run())
         finally:
             os.sched_setaffinity(0, mask)
+            uds.stop()
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
     return {k: statistics.median(v) / 1000 for k, v in per.items()}
 
 
@@ -315,6 +390,8 @@ def main() -> None:
             "pub_sidecar_p99": ms(pub["sidecar_p99"]),
             "pub_direct_p99": ms(pub["direct_p99"]),
             "floor_p50": ms(pub["floor"]),
+            "uds_p50": ms(pub["uds"]), "uds_added_p50": ms(pub["uds"] - pub["direct"]),
+            "uds_floor_p50": ms(pub["uds_floor"]),
             "pub_loaded_p50": ms(statistics.median(e2e["publish_latency"])),
             "deliv_p50": ms(statistics.median(e2e["delivery_latency"])),
             "deliv_p99": ms(pct(e2e["delivery_latency"], 0.99)),
@@ -327,13 +404,15 @@ def main() -> None:
         print(orjson.dumps(row).decode(), flush=True)
     print()
     print("| broker | publish p50 direct (ms) | publish p50 via sidecar (ms) | added p50 (ms) | publish p99 "
-          "via sidecar (ms) | HTTP floor p50 (ms) | publish p50 while delivering (ms) | pub->deliver p50 / "
+          "via sidecar (ms) | HTTP floor p50 (ms) | via Unix socket: publish p50 / added / floor (ms) | "
+          "publish p50 while delivering (ms) | pub->deliver p50 / "
           "p99 (ms) | direct pub->deliver p50, loaded (ms) | deliveries/s via sidecars | deliveries per "
           "sidecar CPU-s | direct client deliveries/s | lost |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['broker']} | {r['pub_direct_p50']} | {r['pub_sidecar_p50']} | {r['pub_added_p50']} | "
-              f"{r['pub_sidecar_p99']} | {r['floor_p50']} | {r['pub_loaded_p50']} | {r['deliv_p50']} / "
+              f"{r['pub_sidecar_p99']} | {r['floor_p50']} | {r['uds_p50']} / {r['uds_added_p50']} / "
+              f"{r['uds_floor_p50']} | {r['pub_loaded_p50']} | {r['deliv_p50']} / "
               f"{r['deliv_p99']} | {r['direct_deliv_p50']} | {r['rate']} | {r['per_cpu']} | "
               f"{r['direct_rate']} | {r['lost']} |")
 

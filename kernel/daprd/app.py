@@ -7,6 +7,7 @@ when everything is ready. SIGTERM/SIGINT stop within the graceful budget.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -43,7 +44,8 @@ async def _bring_up(rt: Runtime) -> None:
         wrap = rt.stash.get("grpc_wrap")
         rt.grpc_server = await serve_grpc([dapr_service(rt.grpc_methods, wrap)],
                                           o.dapr_listen_addresses, o.dapr_grpc_port, o.max_body_size,
-                                          rt.stash.get("grpc_interceptors"))
+                                          rt.stash.get("grpc_interceptors"),
+                                          o.api_socket("grpc") if o.unix_domain_socket else None)
         rt.unready_targets.discard("grpc")
         await init
         rt.outbound_ready = True
@@ -58,8 +60,12 @@ async def _bring_up(rt: Runtime) -> None:
         gc.collect()
         gc.freeze()
         rt.ready = True
-        log.info("dapr initialized. Status: Running. app id %s, HTTP %s, gRPC %s",
-                 rt.app_id, o.dapr_http_port, o.dapr_grpc_port)
+        if o.unix_domain_socket:
+            log.info("dapr initialized. Status: Running. app id %s, HTTP unix:%s, gRPC unix:%s",
+                     rt.app_id, o.api_socket("http"), o.api_socket("grpc"))
+        else:
+            log.info("dapr initialized. Status: Running. app id %s, HTTP %s, gRPC %s",
+                     rt.app_id, o.dapr_http_port, o.dapr_grpc_port)
     except Exception as exc:
         if isinstance(exc, PydaprError):
             log.error("fatal: %s", exc)
@@ -97,7 +103,9 @@ async def serve(options: Options) -> int:
     # Listen first: the API accepts connections (answering "not ready") while plugins load.
     cell = DispatchCell(_booting)
     limits = HTTPLimits(max_body=o.max_body_size, max_header_bytes=max(o.read_buffer_size, 16 << 10))
-    http_servers, conns = await serve_http(cell, o.dapr_listen_addresses, o.dapr_http_port, limits)
+    http_servers, conns = await serve_http(
+        cell, o.dapr_listen_addresses, o.dapr_http_port, limits,
+        unix_path=o.api_socket("http") if o.unix_domain_socket else None)
     await asyncio.sleep(0)
     try:
         from ..runtime import Runtime
@@ -123,6 +131,10 @@ async def serve(options: Options) -> int:
         await asyncio.wait_for(_shutdown(rt, http_servers, conns), o.graceful_shutdown_seconds)
     except asyncio.TimeoutError:
         log.warning("graceful shutdown exceeded %.1fs; exiting", o.graceful_shutdown_seconds)
+    if o.unix_domain_socket:
+        for api in ("http", "grpc"):
+            with contextlib.suppress(OSError):
+                os.unlink(o.api_socket(api))
     return rt.exit_code
 
 

@@ -47,6 +47,7 @@ class Options:
     dapr_public_port: int | None = None
     dapr_public_listen_address: str = "127.0.0.1"
     dapr_listen_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    unix_domain_socket: str = ""  # a directory: the HTTP and gRPC APIs listen on sockets there
     resources_paths: list[str] = field(default_factory=list)
     config: list[str] = field(default_factory=list)
     enable_mtls: bool = False
@@ -76,6 +77,10 @@ class Options:
     cert_key: str = field(default="", repr=False)
     trust_anchors_file: str = ""
     sentry_token_file: str = ""
+
+    def api_socket(self, api: str) -> str:
+        """The Unix socket of the ``http`` or ``grpc`` API, named as daprd names it."""
+        return os.path.join(self.unix_domain_socket, f"dapr-{self.app_id}-{api}.socket")
 
 
 def _bool(text: str) -> bool:
@@ -138,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max-body-size", default="")
     a("--dapr-http-read-buffer-size", type=int, default=4, help="kilobytes")
     a("--read-buffer-size", default="")
-    a("--unix-domain-socket", default="")
+    a("--unix-domain-socket", default="",
+      help="directory for the API's Unix sockets (dapr-<app-id>-http.socket and "
+           "dapr-<app-id>-grpc.socket), served instead of the TCP ports")
     a("--dapr-graceful-shutdown-seconds", type=float, default=5.0)
     a("--dapr-block-shutdown-duration", default="")
     a("--enable-api-logging", default=None, **flag)
@@ -197,6 +204,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[Op
         dapr_internal_grpc_listen_address=ns.dapr_internal_grpc_listen_address,
         dapr_public_port=ns.dapr_public_port, dapr_public_listen_address=ns.dapr_public_listen_address,
         dapr_listen_addresses=ns.dapr_listen_addresses or ["127.0.0.1"],
+        unix_domain_socket=ns.unix_domain_socket,
         resources_paths=resources, config=list(ns.config),
         enable_mtls=ns.enable_mtls, sentry_address=ns.sentry_address,
         control_plane_trust_domain=(ns.control_plane_trust_domain
@@ -219,4 +227,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[Op
         cert_key=env.get("DAPR_CERT_KEY", ""), trust_anchors_file=ns.trust_anchors_file,
         sentry_token_file=env.get("DAPR_SENTRY_TOKEN_FILE", ""),
     )
+    if opts.unix_domain_socket and not os.path.isdir(opts.unix_domain_socket):
+        raise ConfigError(f"pydaprd: --unix-domain-socket {opts.unix_domain_socket!r} is not a "
+                          "directory (it names the folder the API sockets are created in)")
     return opts, ns

@@ -132,13 +132,23 @@ def dapr_service(methods: dict[str, Callable], wrap: Callable[[str, Callable], C
 
 
 async def serve_grpc(handlers: list[grpc.GenericRpcHandler], hosts: list[str], port: int,
-                     max_message: int, interceptors: list | None = None) -> grpc.aio.Server:
+                     max_message: int, interceptors: list | None = None,
+                     unix_path: str | None = None) -> grpc.aio.Server:
+    """The gRPC API server on each host (or on the Unix socket ``unix_path`` instead)."""
     opts = [("grpc.max_receive_message_length", max_message),
             ("grpc.max_send_message_length", max_message),
             ("grpc.so_reuseport", 0)]
     server = grpc.aio.server(interceptors=interceptors or None, options=opts)
     server.add_generic_rpc_handlers(handlers)
-    for host in hosts:
+    if unix_path is not None:
+        import os
+
+        from .http import remove_stale_socket
+        remove_stale_socket(unix_path)
+        if server.add_insecure_port(f"unix:{unix_path}") == 0:
+            raise OSError(f"cannot listen for gRPC on unix:{unix_path}")
+        os.chmod(unix_path, 0o600)  # this user only (the default umask already denies connect)
+    for host in hosts if unix_path is None else ():
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if server.add_insecure_port(target) == 0:
             raise OSError(f"cannot listen for gRPC on {target}")

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import stat
 from typing import Any, Callable
 
 from .._http_common import Dispatch, DispatchCell, HTTPLimits
 from ..http_protocol import IMPLEMENTATION, HTTPServerProtocol, render
 
 __all__ = ["HTTPLimits", "HTTPServerProtocol", "DispatchCell", "serve_http", "render",
-           "IMPLEMENTATION"]
+           "IMPLEMENTATION", "remove_stale_socket"]
 
 log = logging.getLogger("pydapr.http")
 _SWEEPERS: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones
@@ -26,12 +28,14 @@ _SWEEPERS: set[asyncio.Task] = set()  # strong references: the loop keeps only w
 async def serve_http(dispatch: Dispatch | DispatchCell, hosts: list[str], port: int,
                      limits: HTTPLimits = HTTPLimits(), sock: Any = None,
                      protocol: Callable[[DispatchCell, HTTPLimits, set], Any] | None = None,
-                     ) -> tuple[list, set]:
+                     unix_path: str | None = None) -> tuple[list, set]:
     """Listen on each host; returns the asyncio servers and the live connection set.
 
     :param dispatch: the request handler, or a :class:`DispatchCell` to swap it later.
     :param protocol: the connection protocol class; the selected twin by default
         (tests pass each twin in turn).
+    :param unix_path: listen on this Unix socket instead of ``hosts``/``port``; the file
+        is readable and writable by this user only.
     """
     loop = asyncio.get_running_loop()
     conns: set = set()
@@ -55,6 +59,13 @@ async def serve_http(dispatch: Dispatch | DispatchCell, hosts: list[str], port: 
     servers = []
     if sock is not None:
         servers.append(await loop.create_server(factory, sock=sock, backlog=1024))
+    elif unix_path is not None:
+        remove_stale_socket(unix_path)
+        old = os.umask(0o177)  # created 0600: no window in which another user could connect
+        try:
+            servers.append(await loop.create_unix_server(factory, unix_path, backlog=1024))
+        finally:
+            os.umask(old)
     else:
         for host in hosts:
             servers.append(await loop.create_server(factory, host, port, backlog=1024,
@@ -62,3 +73,14 @@ async def serve_http(dispatch: Dispatch | DispatchCell, hosts: list[str], port: 
     _SWEEPERS.add(sweeper)
     sweeper.add_done_callback(_SWEEPERS.discard)
     return servers, conns
+
+
+def remove_stale_socket(path: str) -> None:
+    """Remove a socket file a previous run left behind; refuse to touch anything else."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(f"{path} exists and is not a socket; not replacing it")
+    os.unlink(path)
