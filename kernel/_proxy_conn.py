@@ -29,8 +29,9 @@ __all__ = ["ProxyError", "StreamReset", "BodyTooLarge", "Stream", "ProxyConnecti
 log = logging.getLogger("pydapr.proxy")
 
 _U32 = struct.Struct("!I")
-#: bytes read per call into a connection's own buffer (several frames at once)
-_READ_BUFFER = 256 << 10  # as much as uvloop reads per call; frames are up to 64 KB
+#: bytes read per call into a connection's own buffer: as much as uvloop reads per call,
+#: several frames at once (a frame is at most 64 KB)
+_READ_BUFFER = 256 << 10
 
 
 Handler = Callable[[Stream], Awaitable[None]]

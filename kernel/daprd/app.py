@@ -131,8 +131,8 @@ async def serve(options: Options) -> int:
         await asyncio.wait_for(_shutdown(rt, http_servers, conns), o.graceful_shutdown_seconds)
     except asyncio.TimeoutError:
         log.warning("graceful shutdown exceeded %.1fs; exiting", o.graceful_shutdown_seconds)
-    if o.unix_domain_socket:
-        for api in ("http", "grpc"):
+    if o.unix_domain_socket:  # remove the sockets this process created, not another's
+        for api in ("http", "grpc") if rt.grpc_server is not None else ("http",):
             with contextlib.suppress(OSError):
                 os.unlink(o.api_socket(api))
     return rt.exit_code

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import stat
 from typing import Any, Callable
 
@@ -76,11 +77,21 @@ async def serve_http(dispatch: Dispatch | DispatchCell, hosts: list[str], port: 
 
 
 def remove_stale_socket(path: str) -> None:
-    """Remove a socket file a previous run left behind; refuse to touch anything else."""
+    """Remove a socket file a previous run left behind. A file that is not a socket, or a
+    socket something still answers on, is refused: never take over another process's API."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
         raise OSError(f"{path} exists and is not a socket; not replacing it")
-    os.unlink(path)
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody listens: a leftover of a run that did not exit cleanly
+        return
+    finally:
+        probe.close()
+    raise OSError(f"{path} is in use by another process (another sidecar with this app id?)")

@@ -118,3 +118,29 @@ def test_a_file_in_the_way_is_not_replaced(tmp_path):
         sc.stop()
         os.unlink(squatter)
         os.rmdir(folder)
+
+
+def test_a_live_socket_of_another_sidecar_is_not_taken_over(uds_sidecar):
+    _, folder = uds_sidecar
+    http = os.path.join(folder, "dapr-udsapp-http.socket")
+    second = Sidecar(app_id="udsapp", args=["--unix-domain-socket", folder], wait_ready=False).start()
+    try:
+        assert second.proc.wait(20) != 0
+        assert "is in use by another process" in second.logs()
+    finally:
+        second.stop()
+    assert uds_request(http, "GET", "/v1.0/healthz")[0] == 204  # the first one still serves
+
+
+def test_a_leftover_socket_is_replaced():
+    folder = tempfile.mkdtemp(prefix="pd-", dir="/tmp")
+    leftover = os.path.join(folder, "dapr-udsleft-http.socket")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(leftover)
+    s.close()  # the file stays, nobody listens: what a killed sidecar leaves
+    sc = Sidecar(app_id="udsleft", args=["--unix-domain-socket", folder], wait_ready=False).start()
+    try:
+        wait_uds(leftover, sc)
+    finally:
+        sc.stop()
+        os.rmdir(folder)
