@@ -39,22 +39,24 @@ class PluginInfo:
         self.name, self.value, self.entry_point = name, value, entry_point
         self._dist, self._version = dist, version
 
-    def _distribution(self) -> Any:
-        return getattr(self.entry_point, "dist", None)
+    def _read_distribution(self) -> None:
+        d = getattr(self.entry_point, "dist", None)
+        if self._dist is None:
+            self._dist = d.name if d is not None else "?"
+        if self._version is None:
+            self._version = d.version if d is not None else "?"
 
     @property
     def dist(self) -> str:
         if self._dist is None:
-            d = self._distribution()
-            self._dist = d.name if d is not None else "?"
-        return self._dist
+            self._read_distribution()
+        return self._dist  # type: ignore[return-value]
 
     @property
     def version(self) -> str:
         if self._version is None:
-            d = self._distribution()
-            self._version = d.version if d is not None else "?"
-        return self._version
+            self._read_distribution()
+        return self._version  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return f"PluginInfo(name={self.name!r}, value={self.value!r})"

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydapr.metadata import Duration, meta
 
-__all__ = ["RedisSettings", "connect", "RedisClient"]
+__all__ = ["RedisSettings", "connect", "host_port", "RedisClient"]
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,19 @@ class RedisSettings:
     read_timeout: Duration = meta(Duration(5.0), doc="timeout of one command")
 
 
-def connect(settings: RedisSettings, **extra: Any) -> Any:
-    """A ``redis.asyncio.Redis`` client for ``settings`` (the connection opens on first use)."""
-    from redis import asyncio as aioredis
+def host_port(settings: RedisSettings) -> tuple[str, int]:
+    """``redisHost`` split into host and port (6379 when none is given)."""
     host, _, port = settings.redis_host.rpartition(":")
     if not host:
         host, port = settings.redis_host, "6379"
-    return aioredis.Redis(host=host.strip("[]"), port=int(port), db=settings.redis_db,
+    return host.strip("[]"), int(port)
+
+
+def connect(settings: RedisSettings, **extra: Any) -> Any:
+    """A ``redis.asyncio.Redis`` client for ``settings`` (the connection opens on first use)."""
+    from redis import asyncio as aioredis
+    host, port = host_port(settings)
+    return aioredis.Redis(host=host, port=port, db=settings.redis_db,
                           username=settings.redis_username or None,
                           password=settings.redis_password or None, ssl=settings.enable_tls,
                           socket_connect_timeout=settings.dial_timeout,

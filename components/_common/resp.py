@@ -203,10 +203,9 @@ class RESPClient:
 
 def lean_connection(settings: RedisSettings) -> RESPClient:
     """A :class:`RESPClient` to the server of ``settings`` (it connects on first use)."""
-    host, _, port = settings.redis_host.rpartition(":")
-    if not host:
-        host, port = settings.redis_host, "6379"
-    return RESPClient(host.strip("[]"), int(port), db=settings.redis_db,
+    from .redis_settings import host_port
+    host, port = host_port(settings)
+    return RESPClient(host, port, db=settings.redis_db,
                       username=settings.redis_username, password=settings.redis_password,
                       tls=settings.enable_tls, connect_timeout=settings.dial_timeout,
                       timeout=settings.read_timeout)
