@@ -52,8 +52,16 @@ class RabbitMQPubSub(PubSub):
         self.conn = await aio_pika.connect_robust(metadata.connection_string)
         self.channel = await self.conn.channel(publisher_confirms=True)
         self.exchanges: dict[tuple[int, str], Any] = {}
+        self.publisher: Any = None
+        if metadata.connection_string.startswith("amqp://"):  # amqps:// publishes through aio-pika
+            from pamqp.commands import Basic
+
+            from .._common.amqp import AMQPPublisher
+            self.publisher, self.properties = AMQPPublisher(metadata.connection_string), Basic.Properties
 
     async def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
         await self.conn.close()
 
     async def _exchange(self, channel: Any, topic: str) -> Any:
@@ -67,13 +75,20 @@ class RabbitMQPubSub(PubSub):
 
     async def publish(self, topic: str, data: bytes, metadata: dict[str, str],
                       content_type: str = "") -> None:
-        import aio_pika
         ex = await self._exchange(self.channel, topic)
         ttl = metadata.get("ttlInSeconds")
+        # not mandatory: as in Dapr, a topic nobody subscribes to drops the message instead of
+        # the broker sending every message back
+        if self.publisher is not None:
+            props = self.properties(content_type=content_type or None, headers=dict(metadata),
+                               delivery_mode=2, expiration=str(int(ttl) * 1000) if ttl else None)
+            await self.publisher.publish(topic, data, props)
+            return
+        import aio_pika
         msg = aio_pika.Message(data, content_type=content_type or None, headers=dict(metadata),
                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                                expiration=int(ttl) if ttl else None)
-        await ex.publish(msg, routing_key="")
+        await ex.publish(msg, routing_key="", mandatory=False)
 
     async def subscribe(self, request: SubscribeRequest, handler: Handler) -> SubscriptionHandle:
         import aio_pika
