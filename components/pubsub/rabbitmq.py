@@ -2,7 +2,9 @@
 
 As in Dapr, the exchange is named after the topic and the queue
 ``<consumerID>-<topic>``. Publishing waits for the broker's publisher
-confirm and marks messages persistent. The prefetch count bounds the
+confirm and marks messages persistent; it goes through the lean publisher of
+``_common.amqp`` (``amqp://``) or aio-pika (``amqps://``), and a topic nobody
+subscribes to drops the message, as in Dapr. The prefetch count bounds the
 messages in flight (16 by default). A failed delivery is rejected after
 ``redeliverInterval``: requeued by default (at-least-once; Dapr's default
 drops it), or routed to the queue's dead-letter exchange
@@ -77,17 +79,16 @@ class RabbitMQPubSub(PubSub):
                       content_type: str = "") -> None:
         ex = await self._exchange(self.channel, topic)
         ttl = metadata.get("ttlInSeconds")
-        # not mandatory: as in Dapr, a topic nobody subscribes to drops the message instead of
-        # the broker sending every message back
         if self.publisher is not None:
             props = self.properties(content_type=content_type or None, headers=dict(metadata),
-                               delivery_mode=2, expiration=str(int(ttl) * 1000) if ttl else None)
+                                delivery_mode=2, expiration=str(int(ttl) * 1000) if ttl else None)
             await self.publisher.publish(topic, data, props)
             return
         import aio_pika
         msg = aio_pika.Message(data, content_type=content_type or None, headers=dict(metadata),
                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                                expiration=int(ttl) if ttl else None)
+        # not mandatory: the broker would send back every message to a topic without subscribers
         await ex.publish(msg, routing_key="", mandatory=False)
 
     async def subscribe(self, request: SubscribeRequest, handler: Handler) -> SubscriptionHandle:
