@@ -24,6 +24,8 @@ from pamqp import commands, frame, header
 from pamqp.body import ContentBody
 from pamqp.heartbeat import Heartbeat
 
+from .lazy_connection import LazyConnection, dial
+
 __all__ = ["AMQPPublisher", "PublishRefused"]
 
 _CHANNEL = 1
@@ -165,7 +167,7 @@ class _Conn(asyncio.Protocol):
                 fut.set_exception(exc)
 
 
-class AMQPPublisher:
+class AMQPPublisher(LazyConnection[_Conn]):
     """Confirmed publishes over one lazily (re)opened connection to an ``amqp://`` URL."""
 
     def __init__(self, url: str, *, connect_timeout: float = 5.0, timeout: float = 5.0) -> None:
@@ -177,17 +179,10 @@ class AMQPPublisher:
         self.password = unquote(parts.password or "guest")
         self.vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
         self.connect_timeout, self.timeout = connect_timeout, timeout
-        self.conn: _Conn | None = None
-        self._opening: asyncio.Future | None = None
 
     async def _open(self) -> _Conn:
-        loop = asyncio.get_running_loop()
-        try:
-            _, conn = await asyncio.wait_for(loop.create_connection(
-                lambda: _Conn(self.timeout), self.host, self.port), self.connect_timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise ConnectionError(f"cannot connect to RabbitMQ at {self.host}:{self.port}: "
-                                  f"{getattr(exc, 'strerror', None) or exc or 'timed out'}") from None
+        conn = await dial(lambda: _Conn(self.timeout), self.host, self.port, self.connect_timeout,
+                          "RabbitMQ")
         try:
             await asyncio.wait_for(self._handshake(conn), self.connect_timeout)
         except BaseException as exc:
@@ -225,15 +220,6 @@ class AMQPPublisher:
         conn.ready = True
         if tune.heartbeat:
             conn._beat(tune.heartbeat / 2)
-
-    async def _connection(self) -> _Conn:
-        if self._opening is None:  # one connect for every caller waiting on it
-            self._opening = asyncio.ensure_future(self._open())
-        try:
-            self.conn = await asyncio.shield(self._opening)
-        finally:
-            self._opening = None
-        return self.conn
 
     async def publish(self, exchange: str, body: bytes, properties: commands.Basic.Properties) -> None:
         """Publish to ``exchange`` (routing key empty) and wait for the broker's confirm."""

@@ -16,6 +16,8 @@ import ssl as ssl_mod
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from .lazy_connection import LazyConnection, dial
+
 if TYPE_CHECKING:
     from .redis_settings import RedisSettings
 
@@ -142,7 +144,7 @@ class _Conn(asyncio.Protocol):
                 fut.set_exception(exc)
 
 
-class RESPClient:
+class RESPClient(LazyConnection[_Conn]):
     """Commands over one lazily (re)opened, pipelined connection."""
 
     def __init__(self, host: str, port: int, *, db: int = 0, username: str = "", password: str = "",
@@ -151,18 +153,10 @@ class RESPClient:
         self.username, self.password = username, password
         self.ssl = ssl_mod.create_default_context() if tls else None
         self.connect_timeout, self.timeout = connect_timeout, timeout
-        self.conn: _Conn | None = None
-        self._opening: asyncio.Future | None = None
 
     async def _open(self) -> _Conn:
-        loop = asyncio.get_running_loop()
-        try:
-            _, conn = await asyncio.wait_for(loop.create_connection(
-                lambda: _Conn(self.timeout), self.host, self.port, ssl=self.ssl),
-                self.connect_timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise ConnectionError(f"cannot connect to Redis at {self.host}:{self.port}: "
-                                  f"{getattr(exc, 'strerror', None) or exc or 'timed out'}") from None
+        conn = await dial(lambda: _Conn(self.timeout), self.host, self.port, self.connect_timeout,
+                          "Redis", self.ssl)
         setup = []
         if self.password:
             setup.append(("AUTH", self.username, self.password) if self.username
@@ -175,18 +169,6 @@ class RESPClient:
                 conn.fail(ConnectionError("Redis refused the connection setup"))
                 raise ConnectionError(f"Redis refused {cmd[0]}: {reply}")
         return conn
-
-    async def _connection(self) -> _Conn:
-        conn = self.conn
-        if conn is not None and not conn.closed:
-            return conn
-        if self._opening is None:  # one connect for every caller waiting on it
-            self._opening = asyncio.ensure_future(self._open())
-        try:
-            self.conn = await asyncio.shield(self._opening)
-        finally:
-            self._opening = None
-        return self.conn
 
     async def call(self, *args: Any) -> Any:
         """One command's reply (an error reply is returned as :class:`ReplyError`)."""
