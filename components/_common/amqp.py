@@ -100,14 +100,16 @@ class _Conn(asyncio.Protocol):
             self.send(commands.Channel.CloseOk())
             self.fail(ConnectionError(f"RabbitMQ closed the channel: {value.reply_code} "
                                       f"{value.reply_text}"))
-        elif isinstance(value, Heartbeat | commands.Basic.Return | header.ContentHeader | ContentBody):
+        elif isinstance(value, Heartbeat | commands.Basic.Return | header.ContentHeader
+                        | ContentBody):
             pass  # any frame shows the broker is alive; returns are not asked for (mandatory off)
         elif not self.ready:
             self.handshake.put_nowait(value)
 
     # -- publishing ------------------------------------------------------------------
 
-    def publish(self, exchange: str, body: bytes, properties: commands.Basic.Properties) -> asyncio.Future:
+    def publish(self, exchange: str, body: bytes,
+                properties: commands.Basic.Properties) -> asyncio.Future:
         head = self.publish_heads.get(exchange)
         if head is None:
             head = self.publish_heads[exchange] = frame.marshal(
@@ -231,6 +233,7 @@ class AMQPPublisher(LazyConnection[_Conn]):
     def close(self) -> None:
         if self.conn is not None:
             if not self.conn.closed:
-                self.conn.send(commands.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0), 0)
+                self.conn.send(commands.Connection.Close(reply_code=200, reply_text="bye",
+                                                         class_id=0, method_id=0), 0)
             self.conn.fail(ConnectionError("closed"))
             self.conn = None
