@@ -15,11 +15,12 @@ from typing import Any
 
 import orjson
 
+from pydapr.ids import new_uuid
 from pydapr.kinds.pubsub import Message
 
 from .delivery import (DROP, RETRY, SUCCESS, Delivery, DeliveryFailed, PoisonMessage, _expired,
                        cloud_event_of, grpc_event)
-from .envelope import CE_CONTENT_TYPE, new_id
+from .envelope import CE_CONTENT_TYPE
 from .subscriptions import RoutingError
 
 __all__ = ["BulkDelivery"]
@@ -51,7 +52,7 @@ class BulkDelivery:
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
-        self.batch.setdefault(path, []).append((new_id(), msg, ce, fut))
+        self.batch.setdefault(path, []).append((new_uuid(), msg, ce, fut))
         self.count += 1
         if self.count >= self.sub.bulk.max_messages:
             self._flush()
@@ -90,7 +91,7 @@ class BulkDelivery:
         if self.d.grpc:
             return await self._grpc(path, items)
         body = orjson.dumps({
-            "id": new_id(), "type": "com.dapr.event.sent.bulk", "topic": self.sub.topic,
+            "id": new_uuid(), "type": "com.dapr.event.sent.bulk", "topic": self.sub.topic,
             "pubsubname": self.sub.pubsub, "metadata": dict(self.sub.metadata),
             "entries": [{"entryId": eid, "event": ce, "metadata": msg.metadata,
                          "contentType": CE_CONTENT_TYPE} for eid, msg, ce, _ in items]})
@@ -109,7 +110,7 @@ class BulkDelivery:
     async def _grpc(self, path: str, items: list[_Item]) -> dict[str, str]:
         import grpc
         from dapr.proto.runtime.v1 import appcallback_pb2 as cb
-        req = cb.TopicEventBulkRequest(id=new_id(), metadata=dict(self.sub.metadata),
+        req = cb.TopicEventBulkRequest(id=new_uuid(), metadata=dict(self.sub.metadata),
                                        topic=self.sub.topic, pubsub_name=self.sub.pubsub,
                                        type="com.dapr.event.sent.bulk", path=path)
         for eid, _, ce, _ in items:

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from pydapr.ids import new_uuid
 from pydapr.kinds.pubsub import Message, PubSub
 from pydapr.resiliency import Policy
 
-from .envelope import CE_CONTENT_TYPE, is_json, new_id
+from .envelope import CE_CONTENT_TYPE, is_json
 from .subscriptions import RoutingError, Subscription
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def app_status(body: bytes) -> str:
 def cloud_event_of(msg: Message, sub: Subscription) -> tuple[dict[str, Any], bytes]:
     """The CloudEvent as a dict, and the bytes to send an HTTP app."""
     if sub.raw_payload:
-        ce = {"id": new_id(), "specversion": "1.0", "datacontenttype": "application/octet-stream",
+        ce = {"id": new_uuid(), "specversion": "1.0", "datacontenttype": "application/octet-stream",
               "source": "Dapr", "type": "com.dapr.event.sent", "topic": sub.topic,
               "pubsubname": sub.pubsub, "data_base64": base64.b64encode(msg.data).decode()}
         for key in ("traceid", "traceparent", "tracestate"):

@@ -11,7 +11,6 @@ cannot make an event look like it came through another topic.
 from __future__ import annotations
 
 import base64
-import os
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
@@ -20,8 +19,9 @@ import orjson
 
 from pydapr.durations import parse_duration
 from pydapr.errors import APIError
+from pydapr.ids import new_span_id, new_trace_id, new_uuid
 
-__all__ = ["new_envelope", "new_id", "complete_envelope", "is_json", "is_cloudevent", "child_traceparent",
+__all__ = ["new_envelope", "complete_envelope", "is_json", "is_cloudevent", "child_traceparent",
            "parse_ttl", "flag", "CE_CONTENT_TYPE"]
 
 CE_CONTENT_TYPE = "application/cloudevents+json"
@@ -41,15 +41,6 @@ def _media(content_type: str) -> str:
         if len(_MEDIA) < 256:
             _MEDIA[content_type] = media
     return media
-
-
-def new_id() -> str:
-    """A random (version 4) UUID as text, without building a :class:`uuid.UUID`."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def is_json(content_type: str) -> bool:
@@ -97,9 +88,11 @@ def child_traceparent(parent: str) -> str:
     """A W3C traceparent for the publish span: child of ``parent`` when valid, else a new trace."""
     parts = parent.split("-") if parent else ()
     if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
-        return f"00-{parts[1]}-{os.urandom(8).hex()}-{parts[3][:2] or '01'}"
-    ids = os.urandom(24).hex()  # trace id and span id in one system call
-    return f"00-{ids[:32]}-{ids[32:]}-01"
+        return f"00-{parts[1]}-{new_span_id()}-{parts[3][:2] or '01'}"
+    return f"00-{new_trace_id()}-{new_span_id()}-01"
+
+
+_NO_OVERRIDES: Mapping[str, str] = {}
 
 
 def _overrides(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -130,15 +123,15 @@ def _expiration(ttl: float) -> str:
 
 
 def new_envelope(data: bytes, content_type: str, topic: str, pubsub: str, source: str,
-                 metadata: Mapping[str, str], traceparent: str, tracestate: str = "",
+                 metadata: Mapping[str, str] | None, traceparent: str, tracestate: str = "",
                  expire_in: float | None = None) -> bytes:
     """Wrap ``data`` in a new CloudEvent; returns the JSON bytes to publish.
 
     :raises APIError: ``ERR_PUBSUB_EVENTS_SER`` when a JSON content type holds malformed JSON.
     """
     ct = content_type or "text/plain"
-    ov = _overrides(metadata) if metadata else {}
-    ce: dict[str, Any] = {"id": ov.get("id") or new_id(), "source": ov.get("source") or source
+    ov = _overrides(metadata) if metadata else _NO_OVERRIDES
+    ce: dict[str, Any] = {"id": ov.get("id") or new_uuid(), "source": ov.get("source") or source
                           or "Dapr", "type": ov.get("type") or "com.dapr.event.sent",
                           "specversion": "1.0", "datacontenttype": ct}
     media = _media(ct)
@@ -158,8 +151,11 @@ def new_envelope(data: bytes, content_type: str, topic: str, pubsub: str, source
     else:
         ce["data"] = data.decode("utf-8", "replace")
     tp = ov.get("traceid") or traceparent
-    ce.update(topic=topic, pubsubname=pubsub, traceid=tp, traceparent=tp,
-              tracestate=ov.get("tracestate", tracestate), time=_now())
+    ce["topic"] = topic
+    ce["pubsubname"] = pubsub
+    ce["traceid"] = ce["traceparent"] = tp
+    ce["tracestate"] = ov.get("tracestate", tracestate)
+    ce["time"] = _now()
     if "subject" in ov:
         ce["subject"] = ov["subject"]
     if expire_in is not None:
@@ -188,7 +184,7 @@ def complete_envelope(body: bytes, topic: str, pubsub: str, source: str, tracepa
     for name in ("id", "source", "type"):
         if name in ce and (not isinstance(ce[name], str) or not ce[name]):
             raise _invalid(f"{name} must be a non-empty string")
-    ce.setdefault("id", new_id())
+    ce.setdefault("id", new_uuid())
     ce.setdefault("source", source or "Dapr")
     ce.setdefault("type", "com.dapr.event.sent")
     ce.setdefault("specversion", "1.0")

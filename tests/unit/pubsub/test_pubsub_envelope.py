@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from pydapr.errors import APIError
-from pydapr.plugins.pubsub.envelope import (child_traceparent, complete_envelope, flag, new_envelope,
-                                            new_id, parse_ttl)
+from pydapr.ids import new_uuid
+from pydapr.plugins.pubsub.envelope import child_traceparent, complete_envelope, flag, new_envelope, parse_ttl
 
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -89,7 +89,7 @@ def test_traceparent_child_keeps_trace_id() -> None:
 
 
 def test_event_ids_are_random_version_4_uuids() -> None:
-    ids = {new_id() for _ in range(1000)}
+    ids = {new_uuid() for _ in range(1000)}
     assert len(ids) == 1000
     for text in list(ids)[:50]:
         u = uuid.UUID(text)
