@@ -47,11 +47,16 @@ class InMemoryPubSub(PubSub):
 
     async def publish(self, topic: str, data: bytes, metadata: dict[str, str],
                       content_type: str = "") -> None:
+        self.publish_nowait(topic, data, metadata, content_type)
+
+    def publish_nowait(self, topic: str, data: bytes, metadata: dict[str, str],
+                       content_type: str = "") -> bool:
         subs = self.subs.get(topic)
         if subs:
             msg_id = str(next(self.ids))
             for s in subs:
                 s.queue.put_nowait(Message(topic, data, dict(metadata), content_type, msg_id))
+        return True
 
     async def subscribe(self, request: SubscribeRequest, handler: Handler) -> SubscriptionHandle:
         sub = _Sub(request.topic, handler)

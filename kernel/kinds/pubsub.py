@@ -115,6 +115,17 @@ class PubSub(Component):
                       content_type: str = "") -> None:
         """Publish once; return only when the broker has the message (durably, if it can)."""
 
+    def publish_nowait(self, topic: str, data: bytes, metadata: dict[str, str],
+                       content_type: str = "") -> bool:
+        """Publish at once, without waiting, when this component can: True when it did.
+
+        For a broker inside the sidecar's process, publishing is a local act; doing it here
+        lets the sidecar answer in the same turn of the event loop, with no task per
+        request. It must not do I/O or await. The default, False, means "await
+        :meth:`publish` instead"; a component may also return False case by case.
+        """
+        return False
+
     async def bulk_publish(self, topic: str, entries: list[BulkEntry],
                            metadata: dict[str, str]) -> list[BulkFailure]:
         """Publish many; returns the entries that failed. Default: concurrent single publishes."""

@@ -11,7 +11,7 @@ start in :meth:`PubSubAPI.start`, once the app's port is open.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable
 from urllib.parse import unquote
 
 import orjson
@@ -46,6 +46,11 @@ def _trace(md: Any) -> tuple[str, str]:
         elif k == "tracestate":
             ts = v
     return tp, ts
+
+
+async def _no_content_after(pending: Awaitable[None]) -> Response:
+    await pending
+    return NO_CONTENT
 
 
 class PubSubAPI:
@@ -86,13 +91,14 @@ class PubSubAPI:
         self.publisher.component("")
         return NO_CONTENT  # not reached: an empty name always raises
 
-    async def http_publish(self, req: Request) -> Response:
+    def http_publish(self, req: Request) -> Response | Awaitable[Response]:
+        """Answered at once when the component published without waiting (no task per request)."""
         h = req.headers
         md = req.request_metadata() if req.query_string else {}
-        await self.publisher.publish(req.params["pubsubname"], _topic(req.params["topic"]), req.body,
-                                     h.get("content-type", ""), md, h.get("traceparent", ""),
-                                     h.get("tracestate", ""))
-        return NO_CONTENT
+        pending = self.publisher.publish_now(req.params["pubsubname"], _topic(req.params["topic"]),
+                                             req.body, h.get("content-type", ""), md,
+                                             h.get("traceparent", ""), h.get("tracestate", ""))
+        return NO_CONTENT if pending is None else _no_content_after(pending)
 
     async def http_bulk(self, req: Request) -> Response:
         name, topic = req.params["pubsubname"], _topic(req.params["topic"])

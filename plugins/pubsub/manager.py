@@ -80,7 +80,7 @@ class Subscriber:
                                    f"pubsub {sub.pubsub} is not found")
         if not sub.topic:
             raise SubscribeRefused(f"subscription on pubsub '{sub.pubsub}': topic is empty")
-        if not self.publisher.scopes(sub.pubsub, comp).may_subscribe(sub.topic):
+        if not self.publisher.target(sub.pubsub).scopes.may_subscribe(sub.topic):
             raise SubscribeRefused(f"subscription to topic '{sub.topic}' on pubsub '{sub.pubsub}' "
                                    "is not allowed")
         in_flight = DEFAULT_IN_FLIGHT

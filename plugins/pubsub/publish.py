@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Mapping
 
 import orjson
 
@@ -18,7 +18,7 @@ from pydapr.kinds import Feature
 from pydapr.kinds.pubsub import BulkEntry, BulkFailure, PubSub
 from pydapr.resiliency import Policy, Resiliency
 
-from .envelope import child_traceparent, complete_envelope, flag, is_cloudevent, new_envelope, parse_ttl
+from .envelope import CE_CONTENT_TYPE, child_traceparent, complete_envelope, flag, is_cloudevent, new_envelope, parse_ttl
 from .scopes import TopicScopes
 
 if TYPE_CHECKING:
@@ -38,13 +38,24 @@ class Outgoing:
         self.data, self.metadata, self.content_type = data, metadata, content_type
 
 
+class Target:
+    """What publishing to one pub/sub needs, worked out once per component instance."""
+
+    __slots__ = ("comp", "scopes", "policy", "plain", "native_ttl")
+
+    def __init__(self, comp: PubSub, scopes: TopicScopes, policy: Policy) -> None:
+        self.comp, self.scopes, self.policy = comp, scopes, policy
+        #: no resiliency policy applies: publish directly, or without waiting when the component can
+        self.plain = policy.retry is None and policy.timeout is None and policy.breaker is None
+        self.native_ttl = Feature.MESSAGE_TTL in comp.features
+
+
 class Publisher:
     """Checks and publishes on behalf of the local app."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
-        self._scopes: dict[str, TopicScopes] = {}
-        self._policies: dict[str, Policy] = {}
+        self._targets: dict[str, Target] = {}
         self.resiliency = Resiliency(runtime.resources.resiliencies)
 
     # -- lookups ------------------------------------------------------------------------
@@ -60,36 +71,45 @@ class Publisher:
         raise APIError("ERR_PUBSUB_NOT_FOUND", f"pubsub {name} is not found",
                        metadata={"appID": self.rt.app_id})
 
-    def scopes(self, name: str, comp: PubSub) -> TopicScopes:
-        sc = self._scopes.get(name)
-        if sc is None:
-            sc = self._scopes[name] = TopicScopes.from_metadata(comp.info.properties, self.rt.app_id)
-        return sc
-
-    def policy(self, name: str) -> Policy:
-        p = self._policies.get(name)
-        if p is None:
-            p = self._policies[name] = self.resiliency.for_component(name, "outbound", "pubsub")
-        return p
-
-    def check(self, name: str, topic: str) -> PubSub:
-        """Component, topic and publishing scope; raises the matching Dapr error."""
+    def target(self, name: str) -> Target:
+        """The pub/sub named ``name``; raises the matching Dapr error when there is none."""
+        t = self._targets.get(name)
+        if t is not None and t.comp is self.rt.component("pubsub", name):
+            return t
         comp = self.component(name)
+        t = self._targets[name] = Target(
+            comp, TopicScopes.from_metadata(comp.info.properties, self.rt.app_id),
+            self.resiliency.for_component(name, "outbound", "pubsub"))
+        return t
+
+    def checked(self, name: str, topic: str) -> Target:
+        """Component, topic and publishing scope; raises the matching Dapr error."""
+        t = self.target(name)
         if not topic:
             raise APIError("ERR_TOPIC_NAME_EMPTY", f"topic is empty in pubsub {name}")
-        if not self.scopes(name, comp).may_publish(topic):
+        if not t.scopes.may_publish(topic):
             raise APIError("ERR_PUBSUB_FORBIDDEN",
                            f"topic {topic} is not allowed for app id {self.rt.app_id}")
-        return comp
+        return t
+
+    def check(self, name: str, topic: str) -> PubSub:
+        return self.checked(name, topic).comp
 
     # -- building the message -------------------------------------------------------------
 
-    def prepare(self, comp: PubSub, name: str, topic: str, data: bytes, content_type: str,
+    def prepare(self, t: Target, name: str, topic: str, data: bytes, content_type: str,
                 metadata: Mapping[str, str], traceparent: str = "", tracestate: str = "") -> Outgoing:
+        if not metadata:  # the common case: no raw payload, TTL or CloudEvent overrides
+            tp = child_traceparent(traceparent)
+            if is_cloudevent(content_type):
+                body = complete_envelope(data, topic, name, self.rt.app_id, tp, tracestate)
+            else:
+                body = new_envelope(data, content_type, topic, name, self.rt.app_id, None, tp,
+                                    tracestate)
+            return Outgoing(body, {}, CE_CONTENT_TYPE)
         md = dict(metadata)
         raw = flag(md, "rawPayload")
         ttl = parse_ttl(md)
-        native_ttl = Feature.MESSAGE_TTL in comp.features
         if ttl is not None:
             md.pop("ttl", None)
             md["ttlInSeconds"] = str(max(1, int(ttl)))
@@ -97,35 +117,55 @@ class Publisher:
         if raw:
             md["traceid"], md["tracestate"] = tp, tracestate
             return Outgoing(data, md, content_type)
-        expire = None if native_ttl else ttl
+        expire = None if t.native_ttl else ttl
         if is_cloudevent(content_type):
             body = complete_envelope(data, topic, name, self.rt.app_id, tp, tracestate, expire)
         else:
             body = new_envelope(data, content_type, topic, name, self.rt.app_id, md, tp, tracestate,
                                 expire)
-        return Outgoing(body, md, "application/cloudevents+json")
+        return Outgoing(body, md, CE_CONTENT_TYPE)
 
     # -- publishing -------------------------------------------------------------------------
 
     async def publish(self, name: str, topic: str, data: bytes, content_type: str,
                       metadata: Mapping[str, str], traceparent: str = "", tracestate: str = "") -> None:
-        comp = self.check(name, topic)
-        out = self.prepare(comp, name, topic, data, content_type, metadata, traceparent, tracestate)
-        await self.send(comp, name, topic, out)
+        pending = self.publish_now(name, topic, data, content_type, metadata, traceparent, tracestate)
+        if pending is not None:
+            await pending
 
-    async def send(self, comp: PubSub, name: str, topic: str, out: Outgoing) -> None:
-        policy = self.policy(name)
+    def publish_now(self, name: str, topic: str, data: bytes, content_type: str,
+                    metadata: Mapping[str, str], traceparent: str = "",
+                    tracestate: str = "") -> Awaitable[None] | None:
+        """Check, envelope and publish: None when already published, else what to await.
+
+        Checks and the envelope never wait. A component that publishes without waiting
+        (:meth:`PubSub.publish_nowait`) is done here, unless resiliency policies apply to it:
+        they need the awaited path.
+        """
+        t = self.checked(name, topic)
+        out = self.prepare(t, name, topic, data, content_type, metadata, traceparent, tracestate)
+        if t.plain:
+            try:
+                if t.comp.publish_nowait(topic, out.data, out.metadata, out.content_type):
+                    return None
+            except APIError:
+                raise
+            except Exception as exc:
+                raise _publish_failed(exc, topic, name) from None
+        return self.send(t, name, topic, out)
+
+    async def send(self, t: Target, name: str, topic: str, out: Outgoing) -> None:
+        comp = t.comp
         try:
-            if policy.retry is None and policy.timeout is None and policy.breaker is None:
+            if t.plain:
                 await comp.publish(topic, out.data, out.metadata, out.content_type)
             else:
-                await policy.run(lambda: comp.publish(topic, out.data, out.metadata, out.content_type))
+                await t.policy.run(lambda: comp.publish(topic, out.data, out.metadata,
+                                                        out.content_type))
         except APIError:
             raise
         except Exception as exc:
-            raise APIError("ERR_PUBSUB_PUBLISH_MESSAGE",
-                           f"error when publishing to topic {topic} in pubsub {name}: "
-                           f"{exc or type(exc).__name__}") from None
+            raise _publish_failed(exc, topic, name) from None
 
     async def bulk_publish(self, name: str, topic: str, entries: list[dict[str, Any]],
                            metadata: Mapping[str, str], traceparent: str = "",
@@ -134,7 +174,7 @@ class Publisher:
 
         Every entry is validated and enveloped before anything is published.
         """
-        comp = self.check(name, topic)
+        t = self.checked(name, topic)
         seen: set[str] = set()
         ready: list[BulkEntry] = []
         for e in entries:
@@ -145,14 +185,13 @@ class Publisher:
                                "entry needs its own entryId")
             seen.add(eid)
             md = {**metadata, **(e.get("metadata") or {})}
-            out = self.prepare(comp, name, topic, e["data"], e.get("contentType") or "", md,
+            out = self.prepare(t, name, topic, e["data"], e.get("contentType") or "", md,
                                traceparent, tracestate)
             ready.append(BulkEntry(eid, out.data, out.content_type, out.metadata))
         if not ready:
             return []
-        policy = self.policy(name)
         try:
-            return await policy.run(lambda: comp.bulk_publish(topic, ready, {}))
+            return await t.policy.run(lambda: t.comp.bulk_publish(topic, ready, {}))
         except Exception as exc:
             return [BulkFailure(e.entry_id, str(exc) or type(exc).__name__) for e in ready]
 
@@ -176,6 +215,12 @@ def bulk_event_bytes(event: Any, content_type: str, entry_id: str) -> bytes:
     raise _bad_entry(entry_id, f"content type {content_type!r} is not supported in bulk publish "
                      "(use application/json, application/cloudevents+json, text/*, "
                      "application/xml or application/octet-stream)")
+
+
+def _publish_failed(exc: Exception, topic: str, name: str) -> APIError:
+    return APIError("ERR_PUBSUB_PUBLISH_MESSAGE",
+                    f"error when publishing to topic {topic} in pubsub {name}: "
+                    f"{exc or type(exc).__name__}")
 
 
 def _bad_entry(entry_id: str, why: str) -> APIError:
