@@ -41,10 +41,12 @@ class Outgoing:
 class Target:
     """What publishing to one pub/sub needs, worked out once per component instance."""
 
-    __slots__ = ("comp", "scopes", "policy", "plain", "native_ttl")
+    __slots__ = ("comp", "scopes", "any_topic", "policy", "plain", "native_ttl")
 
     def __init__(self, comp: PubSub, scopes: TopicScopes, policy: Policy) -> None:
         self.comp, self.scopes, self.policy = comp, scopes, policy
+        #: no topic scoping at all on this component: every topic may be published
+        self.any_topic = not (scopes.publishing or scopes.allowed or scopes.protected)
         #: no resiliency policy applies: publish directly, or without waiting when the component can
         self.plain = policy.retry is None and policy.timeout is None and policy.breaker is None
         self.native_ttl = Feature.MESSAGE_TTL in comp.features
@@ -87,7 +89,7 @@ class Publisher:
         t = self.target(name)
         if not topic:
             raise APIError("ERR_TOPIC_NAME_EMPTY", f"topic is empty in pubsub {name}")
-        if not t.scopes.may_publish(topic):
+        if not t.any_topic and not t.scopes.may_publish(topic):
             raise APIError("ERR_PUBSUB_FORBIDDEN",
                            f"topic {topic} is not allowed for app id {self.rt.app_id}")
         return t
