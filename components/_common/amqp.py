@@ -30,6 +30,8 @@ __all__ = ["AMQPPublisher", "PublishRefused"]
 
 _CHANNEL = 1
 _HEAD = struct.Struct(">BHI")  # frame type, channel, payload size
+_CONTENT = struct.Struct(">HHQ")  # a content header's class (60, Basic), weight (0), body size
+_FRAME_END = b"\xce"
 _ACK = b"\x00\x3c\x00\x50"  # Basic.Ack: class 60, method 80
 
 
@@ -109,15 +111,20 @@ class _Conn(asyncio.Protocol):
     # -- publishing ------------------------------------------------------------------
 
     def publish(self, exchange: str, body: bytes,
-                properties: commands.Basic.Properties) -> asyncio.Future:
+                properties: commands.Basic.Properties | bytes) -> asyncio.Future:
         head = self.publish_heads.get(exchange)
         if head is None:
             head = self.publish_heads[exchange] = frame.marshal(
                 commands.Basic.Publish(exchange=exchange, routing_key=""), _CHANNEL)
-        out = [head, frame.marshal(header.ContentHeader(0, len(body), properties), _CHANNEL)]
+        # the content header and body frames are packed here: pamqp's marshal takes about
+        # 7 µs a message for what is a fixed layout around the (cacheable) property bytes
+        props = properties if isinstance(properties, bytes) else properties.marshal()
+        content = _CONTENT.pack(60, 0, len(body)) + props
+        out = [head, _HEAD.pack(2, _CHANNEL, len(content)), content, _FRAME_END]
         step = self.frame_max - 8
         for i in range(0, len(body), step):
-            out.append(frame.marshal(ContentBody(body[i:i + step]), _CHANNEL))
+            chunk = body[i:i + step]
+            out += (_HEAD.pack(3, _CHANNEL, len(chunk)), chunk, _FRAME_END)
         self.tag += 1
         fut = self.loop.create_future()
         self.pending[self.tag] = fut
@@ -223,8 +230,13 @@ class AMQPPublisher(LazyConnection[_Conn]):
         if tune.heartbeat:
             conn._beat(tune.heartbeat / 2)
 
-    async def publish(self, exchange: str, body: bytes, properties: commands.Basic.Properties) -> None:
-        """Publish to ``exchange`` (routing key empty) and wait for the broker's confirm."""
+    async def publish(self, exchange: str, body: bytes,
+                      properties: commands.Basic.Properties | bytes) -> None:
+        """Publish to ``exchange`` (routing key empty) and wait for the broker's confirm.
+
+        ``properties`` may be given already marshalled (``Basic.Properties.marshal()``), for
+        callers that publish the same properties many times.
+        """
         conn = self.conn
         if conn is None or conn.closed:
             conn = await self._connection()

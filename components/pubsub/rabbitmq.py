@@ -55,6 +55,7 @@ class RabbitMQPubSub(PubSub):
         self.channel = await self.conn.channel(publisher_confirms=True)
         self.exchanges: dict[tuple[int, str], Any] = {}
         self.publisher: Any = None
+        self.plain_properties: dict[str, bytes] = {}  # by content type, for publishes without metadata
         if metadata.connection_string.startswith("amqp://"):  # amqps:// publishes through aio-pika
             from pamqp.commands import Basic
 
@@ -67,10 +68,10 @@ class RabbitMQPubSub(PubSub):
         await self.conn.close()
 
     async def _exchange(self, channel: Any, topic: str) -> Any:
-        import aio_pika
         key = (id(channel), topic)
         ex = self.exchanges.get(key)
         if ex is None:
+            import aio_pika
             ex = await channel.declare_exchange(topic, aio_pika.ExchangeType.FANOUT, durable=self.md.durable)
             self.exchanges[key] = ex
         return ex
@@ -80,8 +81,13 @@ class RabbitMQPubSub(PubSub):
         ex = await self._exchange(self.channel, topic)
         ttl = metadata.get("ttlInSeconds")
         if self.publisher is not None:
-            props = self.properties(content_type=content_type or None, headers=dict(metadata),
-                                delivery_mode=2, expiration=str(int(ttl) * 1000) if ttl else None)
+            props: Any = self.plain_properties.get(content_type) if not metadata else None
+            if props is None:
+                props = self.properties(content_type=content_type or None, headers=dict(metadata),
+                                        delivery_mode=2,
+                                        expiration=str(int(ttl) * 1000) if ttl else None)
+                if not metadata and len(self.plain_properties) < 64:  # marshalled once each
+                    props = self.plain_properties[content_type] = props.marshal()
             await self.publisher.publish(topic, data, props)
             return
         import aio_pika

@@ -36,8 +36,9 @@ async def test_confirmed_messages_arrive_whole_with_their_properties() -> None:
                                           expiration="60000")
         await asyncio.gather(*(pub.publish(name, b"m%d" % i, props) for i in range(20)))
         await pub.publish(name, big, commands.Basic.Properties(delivery_mode=2))
+        await pub.publish(name, b"premarshalled", props.marshal())  # properties given as bytes
         got = []
-        for _ in range(21):
+        for _ in range(22):
             m = await q.get(timeout=5)
             got.append(m)
             await m.ack()
@@ -47,6 +48,8 @@ async def test_confirmed_messages_arrive_whole_with_their_properties() -> None:
         assert first.headers == {"traceid": "t-1"}
         assert first.delivery_mode == 2 and first.expiration == 60.0
         assert got[20].body == big
+        assert got[21].body == b"premarshalled" and got[21].headers == {"traceid": "t-1"}
+        assert got[21].content_type == "application/cloudevents+json" and got[21].expiration == 60.0
     finally:
         pub.close()
         await conn.close()
