@@ -157,3 +157,49 @@ def test_streaming_subscription_and_grpc_errors(sidecar: Any, monkeypatch: pytes
         with pytest.raises(Exception, match="failed to create subscription for scoped"):
             sub = client.subscribe("scoped", "closed")
             sub.close()
+
+
+@pytest.mark.parametrize("broker", list(BROKERS))
+def test_streaming_subscriptions_on_every_broker(broker: str, sidecar: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``subscribe`` (pull, explicit answers) and ``subscribe_with_handler`` over each broker."""
+    type_name, server_name, metadata = BROKERS[broker]
+    if server_name:
+        require_server(server_name)
+    from dapr.clients import DaprClient
+    sc = sidecar(app_id="sdk-stream", resources=component(type_name, metadata))
+    use_sidecar(monkeypatch, sc)
+    pulled_topic, handled_topic = (f"stream-{broker}-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    handled: list = []
+
+    def handler(message: Any) -> TopicEventResponse:
+        handled.append(message.data())
+        return TopicEventResponse("success")
+
+    def streaming(topic: str) -> Callable[[], bool]:
+        return lambda: topic.encode() in sc.request("GET", "/v1.0/metadata")[2]
+    with DaprClient() as client:
+        sub = client.subscribe("pubsub", pulled_topic)
+        close = client.subscribe_with_handler("pubsub", handled_topic, handler)
+        try:
+            wait_until(streaming(pulled_topic), 10, "the pull subscription")
+            wait_until(streaming(handled_topic), 10, "the handler subscription")
+            for i in range(3):
+                client.publish_event("pubsub", handled_topic, json.dumps({"i": i}),
+                                     data_content_type="application/json")
+            client.publish_event("pubsub", pulled_topic, json.dumps({"pulled": True}),
+                                 data_content_type="application/json")
+            pulled: list = []
+            reader = threading.Thread(target=lambda: pulled.append(sub.next_message()), daemon=True)
+            reader.start()
+            reader.join(15)
+            assert pulled, f"no message pulled from {broker}"
+            message = pulled[0]
+            assert message.data() == {"pulled": True} and message.topic() == pulled_topic
+            assert message.pubsub_name() == "pubsub" and message.source() == "sdk-stream"
+            sub.respond_success(message)
+            wait_until(lambda: len(handled) >= 3, 15, f"3 handled events from {broker}")
+            assert sorted(h["i"] for h in handled) == [0, 1, 2]
+        finally:
+            sub.close()
+            close()
