@@ -1,11 +1,19 @@
-"""At-least-once across failures: a sidecar killed mid-delivery, and a Redis connection cut
-while messages flow (through a TCP proxy the test controls, stopped and started again)."""
+"""At-least-once across failures: a sidecar killed mid-delivery, a Redis connection cut while
+messages flow (through a TCP proxy the test controls, stopped and started again), and a Redis
+server killed with SIGKILL while messages flow and started again."""
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
+
+import pytest
 
 import orjson
 
@@ -74,36 +82,137 @@ spec:
         with RecordingApp({"GET /dapr/subscribe": (200, orjson.dumps(subs))}) as app, \
                 Sidecar(app_id="outage", resources=resources, app_port=app.port) as sc:
             sc.wait("/v1.0/healthz")
-            acked: list[int] = []
-            refused = 0
             cut_at = restarted = 0.0
-            n = 0
-            # 100 publishes, a one-second cut, then 100 more acknowledged after the restart
-            while len(acked) < 200 and n < 5000:
+
+            def cut_then_restore(n: int) -> None:  # a one-second cut after 100 publishes
+                nonlocal cut_at, restarted
                 if n == 100:
                     proxy.stop()
                     cut_at = time.monotonic()
                 if cut_at and not restarted and time.monotonic() - cut_at > 1.0:
                     proxy.start()
                     restarted = time.monotonic()
-                body = orjson.dumps({"n": n})
-                status, _, _ = sc.request("POST", f"/v1.0/publish/redis/{topic}", body,
-                                          {"content-type": "application/json"}, timeout=10)
-                if status == 204:
-                    acked.append(n)
-                else:
-                    refused += 1
-                    assert status == 500
-                    time.sleep(0.01)  # a failed publish returns at once
-                n += 1
+            acked, refused = _publish_through(sc, f"/v1.0/publish/redis/{topic}", 200,
+                                              cut_then_restore)
             assert refused > 0 and len(acked) >= 200 and restarted
-
-            def received() -> set[int]:
-                return {orjson.loads(r.body)["data"]["n"] for r in app.requests if r.path == "/in"}
-            deadline = time.monotonic() + 20
-            while not set(acked) <= received() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            missing = set(acked) - received()
-            assert not missing, f"acknowledged but never delivered: {sorted(missing)[:20]}"
+            _assert_delivered(app, acked, 20)
     finally:
         proxy.stop()
+
+
+def _redis_server(port: int, folder: Path) -> subprocess.Popen:
+    """A Redis of the test's own that syncs its append-only file before it answers a write."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server is not installed (CI=true: a test that needs it must not skip)")
+        pytest.skip("redis-server is not installed")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+                             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                             "--logfile", str(folder / "redis.log")])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"redis-server did not start on port {port}")
+
+
+def _publish_through(sc: Sidecar, path: str, total: int,
+                     outage: Callable[[int], None]) -> tuple[list[int], int]:
+    """Publish until ``total`` are acknowledged (204); ``outage(n)`` runs before publish n."""
+    acked: list[int] = []
+    refused = n = 0
+    while len(acked) < total and n < 5000:
+        outage(n)
+        status, _, _ = sc.request("POST", path, orjson.dumps({"n": n}),
+                                  {"content-type": "application/json"}, timeout=10)
+        if status == 204:
+            acked.append(n)
+        else:
+            refused += 1
+            assert status == 500
+            time.sleep(0.01)  # a failed publish returns at once
+        n += 1
+    return acked, refused
+
+
+def _assert_delivered(app: RecordingApp, acked: list[int], timeout: float) -> None:
+    def received() -> set[int]:
+        return {orjson.loads(r.body)["data"]["n"] for r in app.requests if r.path == "/in"}
+    deadline = time.monotonic() + timeout
+    while not set(acked) <= received() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    missing = set(acked) - received()
+    assert not missing, f"acknowledged but never delivered: {sorted(missing)[:20]}"
+
+
+class RetryUntilOpen(RecordingApp):
+    """Answers every delivery RETRY until ``open`` is set: the messages published before the
+    broker is killed are all still unacknowledged in it (pending, or not yet read) then."""
+
+    def __init__(self, subs: list[dict[str, str]]) -> None:
+        super().__init__({"GET /dapr/subscribe": (200, orjson.dumps(subs))})
+        self.open = threading.Event()
+        self.accepted: set[int] = set()
+
+    def _answer(self, rec: Recorded) -> tuple[int, bytes]:
+        if rec.path != "/in":
+            return super()._answer(rec)
+        if not self.open.is_set():
+            return 200, b'{"status": "RETRY"}'
+        self.accepted.add(orjson.loads(rec.body)["data"]["n"])
+        return 200, b'{"status": "SUCCESS"}'
+
+
+def test_redis_killed_and_restarted_loses_no_acknowledged_message(tmp_path: Path) -> None:
+    """SIGKILL to the broker itself while messages flow: every acknowledged publish is delivered,
+    including the 100 that were still unacknowledged in the broker when it was killed."""
+    port = free_port()
+    server = _redis_server(port, tmp_path)
+    topic = f"killed-{uuid.uuid4().hex[:8]}"
+    resources = f"""
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {{name: redis}}
+spec:
+  type: pubsub.redis
+  version: v1
+  metadata:
+  - {{name: redisHost, value: "127.0.0.1:{port}"}}
+  - {{name: consumerID, value: "{topic}"}}
+  - {{name: processingTimeout, value: 1s}}
+  - {{name: redeliverInterval, value: 200ms}}
+  - {{name: readTimeout, value: 2s}}
+"""
+    subs = [{"pubsubname": "redis", "topic": topic, "route": "/in"}]
+    killed_at = 0.0
+
+    def kill_then_restart(n: int) -> None:
+        nonlocal server, killed_at
+        if n == 100:
+            server.kill()  # SIGKILL: no shutdown, no final save
+            server.wait()
+            killed_at = time.monotonic()
+        elif killed_at and server.poll() is not None and time.monotonic() - killed_at > 1.0:
+            server = _redis_server(port, tmp_path)
+    try:
+        with RetryUntilOpen(subs) as app, \
+                Sidecar(app_id="killed", resources=resources, app_port=app.port) as sc:
+            sc.wait("/v1.0/healthz")
+            acked, refused = _publish_through(sc, f"/v1.0/publish/redis/{topic}", 200,
+                                              kill_then_restart)
+            assert refused > 0 and len(acked) == 200 and server.poll() is None
+            assert app.accepted == set()
+            app.open.set()
+            deadline = time.monotonic() + 30
+            while not set(acked) <= app.accepted and time.monotonic() < deadline:
+                time.sleep(0.1)
+            missing = set(acked) - app.accepted
+            assert not missing, f"acknowledged but never delivered: {sorted(missing)[:20]}"
+    finally:
+        server.kill()
+        server.wait()
