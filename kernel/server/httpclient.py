@@ -87,7 +87,10 @@ class _Conn(asyncio.Protocol):
     def send(self, data: bytes) -> asyncio.Future:
         self.headers, self.body, self.size = [], [], 0
         self.waiter = self.loop.create_future()
-        self.transport.write(data)
+        if self.closed or self.transport.is_closing():
+            self.waiter.set_exception(HTTPClientError("connection closed by the peer"))
+        else:
+            self.transport.write(data)
         return self.waiter
 
 
@@ -133,8 +136,15 @@ class HTTPClientPool:
             head.append(f"{k}: {v}\r\n".encode("latin-1", "replace"))
         head.append(b"content-length: %d\r\n\r\n" % len(body))
         data = b"".join(head) + body
-        reused = bool(self.idle)
-        conn = self.idle.pop() if reused else await self._connect()
+        conn = None
+        while self.idle:  # the peer may have closed idle ones (a keep-alive timeout)
+            conn = self.idle.pop()
+            if not conn.closed and not conn.transport.is_closing():
+                break
+            conn = None
+        reused = conn is not None
+        if conn is None:
+            conn = await self._connect()
         waiter = conn.send(data)
         # a timer on the response future (cheaper per request than asyncio.wait_for's task)
         timer = conn.loop.call_later(timeout or self.timeout, _expire, waiter)
