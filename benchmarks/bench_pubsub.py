@@ -5,7 +5,9 @@ For each broker (in-memory, Redis Streams, RabbitMQ) it measures, in one run:
 * publish latency through the sidecar (HTTP, keep-alive) against calling the component
   directly in-process (the same broker client the sidecar uses), paced at 1,000 per
   second as in the state benchmark, interleaved over ``--rounds`` rounds with no
-  subscriber running, beside the HTTP floor (``GET /v1.0/healthz``, same client); and
+  subscriber running, beside the HTTP floor (``GET /v1.0/healthz``, same client) and the
+  machine's own HTTP round trip: nginx answering 204 on the same core, same client (when
+  nginx is installed: ``apt-get install -y nginx``); and
   publish latency again (one sequential client) while the subscriber side delivers;
 * publish-to-delivery latency (median, p99) and deliveries per second to a no-op HTTP
   app, through one sidecar for in-memory (it cannot cross processes) and through a
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -184,13 +187,40 @@ class UnixHTTP:
             conn.transport.close()
 
 
+def start_nginx_204(folder: str) -> tuple[subprocess.Popen | None, int]:
+    """One nginx process answering 204 to everything, pinned to CPU 0; (None, 0) without nginx."""
+    if shutil.which("nginx") is None:
+        print("nginx is not installed: no machine HTTP floor in this run", flush=True)
+        return None, 0
+    port = free_port()
+    temps = "".join(f"{k}_temp_path {folder}/{k};\n" for k in
+                    ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = os.path.join(folder, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"worker_processes 1; daemon off; master_process off; user root;\n"
+                f"pid {folder}/nginx.pid; error_log {folder}/nginx.err warn;\n"
+                f"events {{ worker_connections 1024; }}\n"
+                f"http {{ access_log off; keepalive_requests 10000000; {temps}"
+                f"server {{ listen 127.0.0.1:{port}; location / {{ return 204; }} }} }}\n")
+    proc = subprocess.Popen(["nginx", "-c", conf, "-p", folder])
+    for _ in range(100):
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        time.sleep(0.05)
+    if len(os.sched_getaffinity(0)) >= 2:
+        os.sched_setaffinity(proc.pid, {0})
+    return proc, port
+
+
 def publish_rounds(type_name: str, md: dict[str, str], rounds: int, rate: int = 1000,
                    seconds: float = 3.0) -> dict[str, float]:
     """Paced publishes (as the state benchmark paces its gets), interleaved over rounds: the
     component called directly in this process, the sidecar over HTTP on TCP, the same over a
     Unix socket (a second sidecar started with --unix-domain-socket), and the HTTP floor of
-    each (``GET /v1.0/healthz``) with the same client. The sidecars are pinned to CPU 0 and
-    this process to CPU 1. Medians over rounds of each round's p50 and p99."""
+    each (``GET /v1.0/healthz``) with the same client, and nginx's 204 (the machine's HTTP
+    round trip with this client). The sidecars and nginx are pinned to CPU 0 and this
+    process to CPU 1. Medians over rounds of each round's p50 and p99."""
     import tempfile
 
     import uvloop
@@ -199,6 +229,7 @@ def publish_rounds(type_name: str, md: dict[str, str], rounds: int, rate: int = 
     from pydapr.server.httpclient import HTTPClientPool
     per: dict[str, list[float]] = {}
     folder = tempfile.mkdtemp(prefix="pdb-", dir="/tmp")
+    nginx, nginx_port = start_nginx_204(folder)
     uds = Sidecar(app_id="bench-uds", resources=resources(type_name, md, "bench-uds"),
                   args=["--log-level", "warn", "--unix-domain-socket", folder], wait_ready=False)
     with Sidecar(app_id="bench-pub", resources=resources(type_name, md, "bench-idle"),
@@ -242,6 +273,12 @@ def publish_rounds(type_name: str, md: dict[str, str], rounds: int, rate: int = 
                 assert await unix.request("GET", "/v1.0/healthz") == 204
             ops = {"direct": direct, "sidecar": sidecar, "floor": floor, "uds": unix_sidecar,
                    "uds_floor": unix_floor}
+            if nginx is not None:
+                ng = HTTPClientPool("127.0.0.1", nginx_port)
+
+                async def nginx_floor() -> None:
+                    assert (await ng.request("GET", "/")).status == 204
+                ops["nginx_floor"] = nginx_floor
             for op in ops.values():  # warm-up
                 for _ in range(300):
                     await op()
@@ -257,8 +294,10 @@ def publish_rounds(type_name: str, md: dict[str, str], rounds: int, rate: int = 
         finally:
             os.sched_setaffinity(0, mask)
             uds.stop()
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
+            if nginx is not None:
+                nginx.terminate()
+                nginx.wait()
+            shutil.rmtree(folder, ignore_errors=True)
     return {k: statistics.median(v) / 1000 for k, v in per.items()}
 
 
@@ -390,6 +429,7 @@ def main() -> None:
             "pub_sidecar_p99": ms(pub["sidecar_p99"]),
             "pub_direct_p99": ms(pub["direct_p99"]),
             "floor_p50": ms(pub["floor"]),
+            "nginx_floor_p50": ms(pub["nginx_floor"]) if "nginx_floor" in pub else "-",
             "uds_p50": ms(pub["uds"]), "uds_added_p50": ms(pub["uds"] - pub["direct"]),
             "uds_floor_p50": ms(pub["uds_floor"]),
             "pub_loaded_p50": ms(statistics.median(e2e["publish_latency"])),
@@ -404,14 +444,14 @@ def main() -> None:
         print(orjson.dumps(row).decode(), flush=True)
     print()
     print("| broker | publish p50 direct (ms) | publish p50 via sidecar (ms) | added p50 (ms) | publish p99 "
-          "via sidecar (ms) | HTTP floor p50 (ms) | via Unix socket: publish p50 / added / floor (ms) | "
+          "via sidecar (ms) | HTTP floor p50: sidecar healthz / nginx 204 (ms) | via Unix socket: publish p50 / added / floor (ms) | "
           "publish p50 while delivering (ms) | pub->deliver p50 / "
           "p99 (ms) | direct pub->deliver p50, loaded (ms) | deliveries/s via sidecars | deliveries per "
           "sidecar CPU-s | direct client deliveries/s | lost |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['broker']} | {r['pub_direct_p50']} | {r['pub_sidecar_p50']} | {r['pub_added_p50']} | "
-              f"{r['pub_sidecar_p99']} | {r['floor_p50']} | {r['uds_p50']} / {r['uds_added_p50']} / "
+              f"{r['pub_sidecar_p99']} | {r['floor_p50']} / {r['nginx_floor_p50']} | {r['uds_p50']} / {r['uds_added_p50']} / "
               f"{r['uds_floor_p50']} | {r['pub_loaded_p50']} | {r['deliv_p50']} / "
               f"{r['deliv_p99']} | {r['direct_deliv_p50']} | {r['rate']} | {r['per_cpu']} | "
               f"{r['direct_rate']} | {r['lost']} |")
