@@ -444,14 +444,16 @@ def main() -> None:
         print(orjson.dumps(row).decode(), flush=True)
     print()
     print("| broker | publish p50 direct (ms) | publish p50 via sidecar (ms) | added p50 (ms) | publish p99 "
-          "via sidecar (ms) | HTTP floor p50: sidecar healthz / nginx 204 (ms) | via Unix socket: publish p50 / added / floor (ms) | "
+          "via sidecar (ms) | HTTP floor p50: sidecar healthz / nginx 204 (ms) | "
+          "via Unix socket: publish p50 / added / floor (ms) | "
           "publish p50 while delivering (ms) | pub->deliver p50 / "
           "p99 (ms) | direct pub->deliver p50, loaded (ms) | deliveries/s via sidecars | deliveries per "
           "sidecar CPU-s | direct client deliveries/s | lost |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['broker']} | {r['pub_direct_p50']} | {r['pub_sidecar_p50']} | {r['pub_added_p50']} | "
-              f"{r['pub_sidecar_p99']} | {r['floor_p50']} / {r['nginx_floor_p50']} | {r['uds_p50']} / {r['uds_added_p50']} / "
+              f"{r['pub_sidecar_p99']} | {r['floor_p50']} / {r['nginx_floor_p50']} | "
+              f"{r['uds_p50']} / {r['uds_added_p50']} / "
               f"{r['uds_floor_p50']} | {r['pub_loaded_p50']} | {r['deliv_p50']} / "
               f"{r['deliv_p99']} | {r['direct_deliv_p50']} | {r['rate']} | {r['per_cpu']} | "
               f"{r['direct_rate']} | {r['lost']} |")

@@ -18,7 +18,8 @@ from pydapr.kinds import Feature
 from pydapr.kinds.pubsub import BulkEntry, BulkFailure, PubSub
 from pydapr.resiliency import Policy, Resiliency
 
-from .envelope import CE_CONTENT_TYPE, child_traceparent, complete_envelope, flag, is_cloudevent, new_envelope, parse_ttl
+from .envelope import (CE_CONTENT_TYPE, child_traceparent, complete_envelope, flag, is_cloudevent,
+                       new_envelope, parse_ttl)
 from .scopes import TopicScopes
 
 if TYPE_CHECKING:

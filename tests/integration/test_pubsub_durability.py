@@ -59,11 +59,9 @@ def test_default_pubsub_redelivers_after_the_sidecar_is_killed(tmp_path: Path) -
     assert (Path(home) / "pubsub-pubsub.db").exists()
 
 
-def test_redis_connection_cut_loses_no_acknowledged_message() -> None:
-    require_server("redis")
-    topic = f"outage-{uuid.uuid4().hex[:8]}"
-    proxy = TCPProxy(free_port(), ("127.0.0.1", 6379)).start()
-    resources = f"""
+def _redis_pubsub(port: int, consumer: str) -> str:
+    """``pubsub.redis`` named ``redis`` on 127.0.0.1:``port``: pending messages reclaimed after 1 s."""
+    return f"""
 apiVersion: dapr.io/v1alpha1
 kind: Component
 metadata: {{name: redis}}
@@ -71,12 +69,19 @@ spec:
   type: pubsub.redis
   version: v1
   metadata:
-  - {{name: redisHost, value: "127.0.0.1:{proxy.port}"}}
-  - {{name: consumerID, value: "{topic}"}}
+  - {{name: redisHost, value: "127.0.0.1:{port}"}}
+  - {{name: consumerID, value: "{consumer}"}}
   - {{name: processingTimeout, value: 1s}}
   - {{name: redeliverInterval, value: 200ms}}
   - {{name: readTimeout, value: 2s}}
 """
+
+
+def test_redis_connection_cut_loses_no_acknowledged_message() -> None:
+    require_server("redis")
+    topic = f"outage-{uuid.uuid4().hex[:8]}"
+    proxy = TCPProxy(free_port(), ("127.0.0.1", 6379)).start()
+    resources = _redis_pubsub(proxy.port, topic)
     subs = [{"pubsubname": "redis", "topic": topic, "route": "/in"}]
     try:
         with RecordingApp({"GET /dapr/subscribe": (200, orjson.dumps(subs))}) as app, \
@@ -174,20 +179,7 @@ def test_redis_killed_and_restarted_loses_no_acknowledged_message(tmp_path: Path
     port = free_port()
     server = _redis_server(port, tmp_path)
     topic = f"killed-{uuid.uuid4().hex[:8]}"
-    resources = f"""
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata: {{name: redis}}
-spec:
-  type: pubsub.redis
-  version: v1
-  metadata:
-  - {{name: redisHost, value: "127.0.0.1:{port}"}}
-  - {{name: consumerID, value: "{topic}"}}
-  - {{name: processingTimeout, value: 1s}}
-  - {{name: redeliverInterval, value: 200ms}}
-  - {{name: readTimeout, value: 2s}}
-"""
+    resources = _redis_pubsub(port, topic)
     subs = [{"pubsubname": "redis", "topic": topic, "route": "/in"}]
     killed_at = 0.0
 
