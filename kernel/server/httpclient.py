@@ -1,7 +1,10 @@
 """A small pooled HTTP/1.1 client (asyncio + httptools) for the app channel and sidecar calls.
 
 Keep-alive connections are reused LIFO; a connection the server closes or
-that fails mid-response is dropped, never reused. Response bodies are capped.
+that fails mid-response is dropped, never reused. When a reused connection
+fails, the request is sent once more on a fresh one if it never left, or if its
+method is safe (GET, HEAD, OPTIONS, TRACE): a POST the peer may have acted on is
+not sent twice. Response bodies are capped.
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ class _Conn(asyncio.Protocol):
         self.size = 0
         self.closed = False
         self.keep_alive = True
+        self.written = False  # whether the last send reached the transport
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -87,11 +91,17 @@ class _Conn(asyncio.Protocol):
     def send(self, data: bytes) -> asyncio.Future:
         self.headers, self.body, self.size = [], [], 0
         self.waiter = self.loop.create_future()
-        if self.closed or self.transport.is_closing():
-            self.waiter.set_exception(HTTPClientError("connection closed by the peer"))
-        else:
+        self.written = not (self.closed or self.transport.is_closing())
+        if self.written:
             self.transport.write(data)
+        else:
+            self.waiter.set_exception(HTTPClientError("connection closed by the peer"))
         return self.waiter
+
+
+#: methods sent again after a reused connection failed mid-exchange: the safe ones, as Go's
+#: client (daprd's) decides; PUT and DELETE are idempotent by RFC 9110 but apps do not all agree
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 def _expire(waiter: asyncio.Future) -> None:
@@ -151,7 +161,9 @@ class HTTPClientPool:
         try:
             resp = await waiter
         except HTTPClientError:
-            if reused:  # a stale keep-alive connection: retry once on a fresh one
+            # a stale keep-alive connection: retry once on a fresh one, unless the peer may
+            # have acted on a request that is not safe to send twice
+            if reused and (not conn.written or method in _IDEMPOTENT):
                 return await self.request(method, target, headers, body, timeout)
             raise
         except BaseException:
