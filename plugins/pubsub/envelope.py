@@ -19,7 +19,7 @@ import orjson
 
 from pydapr.durations import parse_duration
 from pydapr.errors import APIError
-from pydapr.ids import new_span_id, new_trace_id, new_uuid
+from pydapr.ids import new_span_id, new_traceparent, new_uuid
 
 __all__ = ["new_envelope", "complete_envelope", "is_json", "is_cloudevent", "child_traceparent",
            "parse_ttl", "flag", "CE_CONTENT_TYPE"]
@@ -86,13 +86,11 @@ def parse_ttl(metadata: Mapping[str, str]) -> float | None:
 
 def child_traceparent(parent: str) -> str:
     """A W3C traceparent for the publish span: child of ``parent`` when valid, else a new trace."""
-    parts = parent.split("-") if parent else ()
-    if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
-        return f"00-{parts[1]}-{new_span_id()}-{parts[3][:2] or '01'}"
-    return f"00-{new_trace_id()}-{new_span_id()}-01"
-
-
-_NO_OVERRIDES: Mapping[str, str] = {}
+    if parent:
+        parts = parent.split("-")
+        if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+            return f"00-{parts[1]}-{new_span_id()}-{parts[3][:2] or '01'}"
+    return new_traceparent()
 
 
 def _overrides(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -127,37 +125,48 @@ def new_envelope(data: bytes, content_type: str, topic: str, pubsub: str, source
                  expire_in: float | None = None) -> bytes:
     """Wrap ``data`` in a new CloudEvent; returns the JSON bytes to publish.
 
+    JSON data is checked, then carried as the publisher sent it (not parsed and written
+    again), so large numbers and key order arrive exactly as published.
+
     :raises APIError: ``ERR_PUBSUB_EVENTS_SER`` when a JSON content type holds malformed JSON.
     """
     ct = content_type or "text/plain"
-    ov = _overrides(metadata) if metadata else _NO_OVERRIDES
-    ce: dict[str, Any] = {"id": ov.get("id") or new_uuid(), "source": ov.get("source") or source
-                          or "Dapr", "type": ov.get("type") or "com.dapr.event.sent",
-                          "specversion": "1.0", "datacontenttype": ct}
+    ce: dict[str, Any] = {"id": new_uuid(), "source": source or "Dapr",
+                          "type": "com.dapr.event.sent", "specversion": "1.0",
+                          "datacontenttype": ct}
     media = _media(ct)
     if media == "application/json" or (media.endswith("+json") and media != CE_CONTENT_TYPE):
         if data:
             try:
-                ce["data"] = orjson.loads(data)
+                orjson.loads(data)
             except orjson.JSONDecodeError as exc:
                 raise APIError("ERR_PUBSUB_EVENTS_SER",
                                f"the body is declared {ct} but is not valid JSON ({exc}); "
                                "fix the body or send another Content-Type",
                                reason="DAPR_PUBSUB_MARSHAL_ENVELOPE") from None
+            ce["data"] = orjson.Fragment(data)
         else:
             ce["data"] = ""
     elif media in _BINARY:
         ce["data_base64"] = base64.b64encode(data).decode()
     else:
         ce["data"] = data.decode("utf-8", "replace")
-    tp = ov.get("traceid") or traceparent
     ce["topic"] = topic
     ce["pubsubname"] = pubsub
-    ce["traceid"] = ce["traceparent"] = tp
-    ce["tracestate"] = ov.get("tracestate", tracestate)
+    ce["traceid"] = ce["traceparent"] = traceparent
+    ce["tracestate"] = tracestate
     ce["time"] = _now()
-    if "subject" in ov:
-        ce["subject"] = ov["subject"]
+    if metadata:
+        ov = _overrides(metadata)
+        for name in ("id", "source", "type"):  # an empty override keeps the sidecar's value
+            if ov.get(name):
+                ce[name] = ov[name]
+        if ov.get("traceid"):
+            ce["traceid"] = ce["traceparent"] = ov["traceid"]
+        if "tracestate" in ov:
+            ce["tracestate"] = ov["tracestate"]
+        if "subject" in ov:
+            ce["subject"] = ov["subject"]
     if expire_in is not None:
         ce["expiration"] = _expiration(expire_in)
     return orjson.dumps(ce)

@@ -23,7 +23,7 @@ from .envelope import (CE_CONTENT_TYPE, child_traceparent, complete_envelope, fl
 from .scopes import TopicScopes
 
 if TYPE_CHECKING:
-    from pydapr.runtime import Runtime
+    from pydapr.runtime import ComponentSlot, Runtime
 
 __all__ = ["Publisher", "Outgoing", "bulk_event_bytes"]
 
@@ -42,9 +42,12 @@ class Outgoing:
 class Target:
     """What publishing to one pub/sub needs, worked out once per component instance."""
 
-    __slots__ = ("comp", "scopes", "any_topic", "policy", "plain", "native_ttl")
+    __slots__ = ("slot", "comp", "scopes", "any_topic", "policy", "plain", "native_ttl")
 
-    def __init__(self, comp: PubSub, scopes: TopicScopes, policy: Policy) -> None:
+    def __init__(self, slot: ComponentSlot, comp: PubSub, scopes: TopicScopes,
+                 policy: Policy) -> None:
+        #: the runtime's slot for the name: the target is current while it holds ``comp``
+        self.slot = slot
         self.comp, self.scopes, self.policy = comp, scopes, policy
         #: no topic scoping at all on this component: every topic may be published
         self.any_topic = not (scopes.publishing or scopes.allowed or scopes.protected)
@@ -77,12 +80,12 @@ class Publisher:
     def target(self, name: str) -> Target:
         """The pub/sub named ``name``; raises the matching Dapr error when there is none."""
         t = self._targets.get(name)
-        if t is not None and t.comp is self.rt.component("pubsub", name):
+        if t is not None and t.slot.instance is t.comp and self.rt.slots.get(name) is t.slot:
             return t
         comp = self.component(name)
-        t = self._targets[name] = Target(
-            comp, TopicScopes.from_metadata(comp.info.properties, self.rt.app_id),
-            self.resiliency.for_component(name, "outbound", "pubsub"))
+        scopes = TopicScopes.from_metadata(comp.info.properties, self.rt.app_id)
+        policy = self.resiliency.for_component(name, "outbound", "pubsub")
+        t = self._targets[name] = Target(self.rt.slots[name], comp, scopes, policy)
         return t
 
     def checked(self, name: str, topic: str) -> Target:

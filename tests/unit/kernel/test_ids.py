@@ -29,6 +29,21 @@ def test_trace_and_span_ids() -> None:
     assert all(re.fullmatch(r"[0-9a-f]{16}", s) for s in spans)
 
 
+def test_new_traceparents_are_valid_and_unique_across_pool_refills() -> None:
+    n = 3 * ids._POOL_BYTES // 24  # 48 hex digits each: three pools' worth
+    drawn = [ids.new_traceparent() for _ in range(n)]
+    assert len(set(drawn)) == n
+    assert all(re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", tp) for tp in drawn)
+    assert len({tp[3:35] for tp in drawn}) == n and len({tp[36:52] for tp in drawn}) == n
+
+
+def test_traceparents_never_carry_an_all_zero_id(monkeypatch) -> None:
+    pools = iter([["0" * 48, "0" * 32 + "12" * 8], ["34" * 16 + "0" * 16, "ab" * 24]])
+    monkeypatch.setattr(ids, "_random_hex", lambda width: next(pools))
+    monkeypatch.setattr(ids, "_traceparents", iter(()))
+    assert ids.new_traceparent() == f"00-{'ab' * 16}-{'ab' * 8}-01"  # the first pool had none
+
+
 def test_all_zero_ids_are_drawn_again(monkeypatch) -> None:
     draws = iter(["0" * 32, "ab" * 16, "0" * 16 + "ef" * 8, "cd" * 16])
     monkeypatch.setattr(ids, "_chunk", lambda: next(draws))

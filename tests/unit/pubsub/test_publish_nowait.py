@@ -157,3 +157,19 @@ async def test_checks_still_come_first(rt: Runtime) -> None:
         rt.dispatch(Request("POST", "/v1.0/publish/mem/orders", "",
                             {"content-type": "application/json"}, b"{bad", None))
     assert err.value.code == "ERR_PUBSUB_EVENTS_SER"
+
+
+async def test_a_replaced_or_closed_component_is_never_published_to(rt: Runtime) -> None:
+    old = rt.component("pubsub", "mem")
+    assert type(_publish(rt, "mem")) is Response  # the lookups for "mem" are now remembered
+    slot = rt.slots["mem"]
+    new = type(old)(old.info)
+    await new.init(old.md)
+    slot.instance = new  # re-initialised in place
+    got = await _received(rt, "mem", "orders")
+    assert _publish(rt, "mem").status == 204
+    assert orjson.loads((await asyncio.wait_for(got.get(), 2)).data)["pubsubname"] == "mem"
+    slot.instance = None  # closed
+    with pytest.raises(APIError) as err:
+        _publish(rt, "mem")
+    assert err.value.code == "ERR_PUBSUB_NOT_FOUND"
