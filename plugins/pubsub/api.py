@@ -95,7 +95,9 @@ class PubSubAPI:
         """Answered at once when the component published without waiting (no task per request)."""
         h = req.headers
         md = req.request_metadata() if req.query_string else {}
-        pending = self.publisher.publish_now(req.params["pubsubname"], _topic(req.params["topic"]),
+        topic = req.params["topic"]
+        pending = self.publisher.publish_now(req.params["pubsubname"],
+                                             _topic(topic) if "%" in topic else topic,
                                              req.body, h.get("content-type", ""), md,
                                              h.get("traceparent", ""), h.get("tracestate", ""))
         return NO_CONTENT if pending is None else _no_content_after(pending)

@@ -18,25 +18,17 @@ from pydapr.kinds import Feature
 from pydapr.kinds.pubsub import BulkEntry, BulkFailure, PubSub
 from pydapr.resiliency import Policy, Resiliency
 
-from .envelope import (CE_CONTENT_TYPE, child_traceparent, complete_envelope, flag, is_cloudevent,
-                       new_envelope, parse_ttl)
+from pydapr.ids import new_traceparent
+
+from .envelope import CE_CONTENT_TYPE, child_traceparent, envelope, flag, parse_ttl
 from .scopes import TopicScopes
 
 if TYPE_CHECKING:
     from pydapr.runtime import ComponentSlot, Runtime
 
-__all__ = ["Publisher", "Outgoing", "bulk_event_bytes"]
+__all__ = ["Publisher", "bulk_event_bytes"]
 
 log = logging.getLogger("pydapr.pubsub")
-
-
-class Outgoing:
-    """One message ready for the broker: bytes, broker metadata and content type."""
-
-    __slots__ = ("data", "metadata", "content_type")
-
-    def __init__(self, data: bytes, metadata: dict[str, str], content_type: str) -> None:
-        self.data, self.metadata, self.content_type = data, metadata, content_type
 
 
 class Target:
@@ -91,12 +83,16 @@ class Publisher:
     def checked(self, name: str, topic: str) -> Target:
         """Component, topic and publishing scope; raises the matching Dapr error."""
         t = self.target(name)
+        if not topic or not t.any_topic:
+            self._check_topic(t, name, topic)
+        return t
+
+    def _check_topic(self, t: Target, name: str, topic: str) -> None:
         if not topic:
             raise APIError("ERR_TOPIC_NAME_EMPTY", f"topic is empty in pubsub {name}")
-        if not t.any_topic and not t.scopes.may_publish(topic):
+        if not t.scopes.may_publish(topic):
             raise APIError("ERR_PUBSUB_FORBIDDEN",
                            f"topic {topic} is not allowed for app id {self.rt.app_id}")
-        return t
 
     def check(self, name: str, topic: str) -> PubSub:
         return self.checked(name, topic).comp
@@ -104,32 +100,22 @@ class Publisher:
     # -- building the message -------------------------------------------------------------
 
     def prepare(self, t: Target, name: str, topic: str, data: bytes, content_type: str,
-                metadata: Mapping[str, str], traceparent: str = "", tracestate: str = "") -> Outgoing:
-        if not metadata:  # the common case: no raw payload, TTL or CloudEvent overrides
-            tp = child_traceparent(traceparent)
-            if is_cloudevent(content_type):
-                body = complete_envelope(data, topic, name, self.rt.app_id, tp, tracestate)
-            else:
-                body = new_envelope(data, content_type, topic, name, self.rt.app_id, None, tp,
-                                    tracestate)
-            return Outgoing(body, {}, CE_CONTENT_TYPE)
+                metadata: Mapping[str, str], traceparent: str = "",
+                tracestate: str = "") -> tuple[bytes, dict[str, str], str]:
+        """The bytes, broker metadata and content type to publish."""
+        tp = child_traceparent(traceparent) if traceparent else new_traceparent()
         md = dict(metadata)
         raw = flag(md, "rawPayload")
         ttl = parse_ttl(md)
         if ttl is not None:
             md.pop("ttl", None)
             md["ttlInSeconds"] = str(max(1, int(ttl)))
-        tp = child_traceparent(traceparent)
         if raw:
             md["traceid"], md["tracestate"] = tp, tracestate
-            return Outgoing(data, md, content_type)
+            return data, md, content_type
         expire = None if t.native_ttl else ttl
-        if is_cloudevent(content_type):
-            body = complete_envelope(data, topic, name, self.rt.app_id, tp, tracestate, expire)
-        else:
-            body = new_envelope(data, content_type, topic, name, self.rt.app_id, md, tp, tracestate,
-                                expire)
-        return Outgoing(body, md, CE_CONTENT_TYPE)
+        return (envelope(data, content_type, topic, name, self.rt.app_id, md, tp, tracestate, expire),
+                md, CE_CONTENT_TYPE)
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -147,27 +133,40 @@ class Publisher:
         Checks and the envelope never wait. A component that publishes without waiting
         (:meth:`PubSub.publish_nowait`) is done here, unless resiliency policies apply to it:
         they need the awaited path.
+
+        The common case (a known pub/sub without topic scoping, no metadata) is written out
+        here rather than through :meth:`checked` and :meth:`prepare`: a publish often wakes an
+        idle sidecar, and every call on the way is code to bring back into the CPU's caches.
         """
-        t = self.checked(name, topic)
-        out = self.prepare(t, name, topic, data, content_type, metadata, traceparent, tracestate)
+        t = self._targets.get(name)
+        if (t is None or t.slot.instance is not t.comp or self.rt.slots.get(name) is not t.slot
+                or not topic or not t.any_topic):
+            t = self.checked(name, topic)
+        if metadata:
+            body, md, ct = self.prepare(t, name, topic, data, content_type, metadata, traceparent,
+                                        tracestate)
+        else:
+            tp = child_traceparent(traceparent) if traceparent else new_traceparent()
+            body = envelope(data, content_type, topic, name, self.rt.app_id, None, tp, tracestate)
+            md, ct = {}, CE_CONTENT_TYPE
         if t.plain:
             try:
-                if t.comp.publish_nowait(topic, out.data, out.metadata, out.content_type):
+                if t.comp.publish_nowait(topic, body, md, ct):
                     return None
             except APIError:
                 raise
             except Exception as exc:
                 raise _publish_failed(exc, topic, name) from None
-        return self.send(t, name, topic, out)
+        return self.send(t, name, topic, body, md, ct)
 
-    async def send(self, t: Target, name: str, topic: str, out: Outgoing) -> None:
+    async def send(self, t: Target, name: str, topic: str, body: bytes, md: dict[str, str],
+                   ct: str) -> None:
         comp = t.comp
         try:
             if t.plain:
-                await comp.publish(topic, out.data, out.metadata, out.content_type)
+                await comp.publish(topic, body, md, ct)
             else:
-                await t.policy.run(lambda: comp.publish(topic, out.data, out.metadata,
-                                                        out.content_type))
+                await t.policy.run(lambda: comp.publish(topic, body, md, ct))
         except APIError:
             raise
         except Exception as exc:
@@ -191,9 +190,9 @@ class Publisher:
                                "entry needs its own entryId")
             seen.add(eid)
             md = {**metadata, **(e.get("metadata") or {})}
-            out = self.prepare(t, name, topic, e["data"], e.get("contentType") or "", md,
-                               traceparent, tracestate)
-            ready.append(BulkEntry(eid, out.data, out.content_type, out.metadata))
+            body, out_md, ct = self.prepare(t, name, topic, e["data"], e.get("contentType") or "",
+                                            md, traceparent, tracestate)
+            ready.append(BulkEntry(eid, body, ct, out_md))
         if not ready:
             return []
         try:

@@ -11,13 +11,13 @@ import pytest
 
 from pydapr.errors import APIError
 from pydapr.ids import new_uuid
-from pydapr.plugins.pubsub.envelope import child_traceparent, complete_envelope, flag, new_envelope, parse_ttl
+from pydapr.plugins.pubsub.envelope import child_traceparent, complete_envelope, flag, envelope, parse_ttl
 
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def build(data: bytes, ct: str, md: dict | None = None, ttl: float | None = None) -> dict:
-    return orjson.loads(new_envelope(data, ct, "orders", "pubsub", "checkout", md or {}, TP, "", ttl))
+    return orjson.loads(envelope(data, ct, "orders", "pubsub", "checkout", md or {}, TP, "", ttl))
 
 
 def test_new_envelope_fields() -> None:
@@ -34,7 +34,7 @@ def test_new_envelope_fields() -> None:
 
 def test_json_data_is_carried_as_published() -> None:
     data = b'{"z": 1, "a": 123456789012345678901234567890.5, "big": 3402823669209384634633746074}'
-    body = new_envelope(data, "application/json", "orders", "pubsub", "checkout", None, TP)
+    body = envelope(data, "application/json", "orders", "pubsub", "checkout", None, TP)
     assert b'"data":' + data + b"," in body  # not parsed and written again: no rounding, same order
     assert orjson.loads(body)["data"]["z"] == 1
 
