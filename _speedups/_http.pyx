@@ -29,6 +29,7 @@ from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.string cimport memchr, memcmp
 
 import asyncio
+from asyncio import isfuture
 from collections import deque
 from types import MemberDescriptorType
 
@@ -441,7 +442,8 @@ cdef class HTTPServerProtocol:
             self._write(result, keep_alive, req.method == "HEAD")
             return
         self.busy = True
-        task = self.loop.create_task(result)
+        # a future (a broker's confirmation, say) is waited on as it is: no task around it
+        task = result if isfuture(result) else self.loop.create_task(result)
         done = _Pending.__new__(_Pending)
         done.proto, done.req, done.keep_alive = self, req, keep_alive
         task.add_done_callback(done)

@@ -214,7 +214,8 @@ class HTTPServerProtocol(asyncio.Protocol):
             self._write(result, keep_alive, req.method == "HEAD")
             return
         self.busy = True
-        task = self.loop.create_task(result)
+        # a future (a broker's confirmation, say) is waited on as it is: no task around it
+        task = result if asyncio.isfuture(result) else self.loop.create_task(result)
         task.add_done_callback(lambda t: self._finished(t, req, keep_alive))
 
     def _finished(self, task: asyncio.Task, req: Request, keep_alive: bool) -> None:

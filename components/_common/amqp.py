@@ -244,6 +244,15 @@ class AMQPPublisher(LazyConnection[_Conn]):
             conn = await self._connection()
         await conn.publish(exchange, body, properties)
 
+    def publish_nowait(self, exchange: str, body: bytes,
+                       properties: commands.Basic.Properties | bytes) -> asyncio.Future | None:
+        """Publish on the open connection without waiting: the future of the broker's confirm,
+        or None when there is no open connection (:meth:`publish` opens one)."""
+        conn = self.conn
+        if conn is None or conn.closed:
+            return None
+        return conn.publish(exchange, body, properties)
+
     def close(self) -> None:
         if self.conn is not None:
             if not self.conn.closed:

@@ -97,6 +97,17 @@ class RabbitMQPubSub(PubSub):
         # not mandatory: the broker would send back every message to a topic without subscribers
         await ex.publish(msg, routing_key="", mandatory=False)
 
+    def publish_nowait(self, topic: str, data: bytes, metadata: dict[str, str],
+                       content_type: str = "") -> bool | asyncio.Future:
+        """The common case, sent at once: no metadata, an exchange declared before, the lean
+        connection open. Returns the future of the broker's confirm; False otherwise."""
+        if self.publisher is None or metadata or (id(self.channel), topic) not in self.exchanges:
+            return False
+        props = self.plain_properties.get(content_type)
+        if props is None:
+            return False
+        return self.publisher.publish_nowait(topic, data, props) or False
+
     async def subscribe(self, request: SubscribeRequest, handler: Handler) -> SubscriptionHandle:
         import aio_pika
         md = self.md

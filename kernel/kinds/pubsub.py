@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from . import Component
 
@@ -116,13 +116,19 @@ class PubSub(Component):
         """Publish once; return only when the broker has the message (durably, if it can)."""
 
     def publish_nowait(self, topic: str, data: bytes, metadata: dict[str, str],
-                       content_type: str = "") -> bool:
-        """Publish at once, without waiting, when this component can: True when it did.
+                       content_type: str = "") -> bool | asyncio.Future[Any]:
+        """Publish at once, without waiting, when this component can.
 
-        For a broker inside the sidecar's process, publishing is a local act; doing it here
-        lets the sidecar answer in the same turn of the event loop, with no task per
-        request. It must not do I/O or await. The default, False, means "await
-        :meth:`publish` instead"; a component may also return False case by case.
+        True: published. For a broker inside the sidecar's process, publishing is a local
+        act; doing it here lets the sidecar answer in the same turn of the event loop, with
+        no task per request.
+
+        A future: the message is on its way (written to an open connection) and the future
+        completes when the broker has it, as :meth:`publish` would return, or fails as it
+        would raise. The sidecar waits on it without a task or coroutine around it.
+
+        The default, False, means "await :meth:`publish` instead"; a component may also
+        return False case by case (not connected yet, say). It must not await.
         """
         return False
 

@@ -11,6 +11,7 @@ start in :meth:`PubSubAPI.start`, once the app's port is open.
 """
 from __future__ import annotations
 
+from asyncio import isfuture
 from typing import TYPE_CHECKING, Any, Awaitable
 from urllib.parse import unquote
 
@@ -21,7 +22,7 @@ from pydapr.registry import Route
 from pydapr.server.request import JSON, NO_CONTENT, Request, Response
 
 from .manager import Subscriber
-from .publish import Publisher, bulk_event_bytes
+from .publish import Publisher, bulk_event_bytes, when_confirmed
 
 if TYPE_CHECKING:
     from pydapr.runtime import Runtime
@@ -95,12 +96,16 @@ class PubSubAPI:
         """Answered at once when the component published without waiting (no task per request)."""
         h = req.headers
         md = req.request_metadata() if req.query_string else {}
-        topic = req.params["topic"]
-        pending = self.publisher.publish_now(req.params["pubsubname"],
-                                             _topic(topic) if "%" in topic else topic,
-                                             req.body, h.get("content-type", ""), md,
+        name, topic = req.params["pubsubname"], req.params["topic"]
+        if "%" in topic:
+            topic = _topic(topic)
+        pending = self.publisher.publish_now(name, topic, req.body, h.get("content-type", ""), md,
                                              h.get("traceparent", ""), h.get("tracestate", ""))
-        return NO_CONTENT if pending is None else _no_content_after(pending)
+        if pending is None:
+            return NO_CONTENT
+        if isfuture(pending):  # the broker's confirm: answered from its callback, no task
+            return when_confirmed(pending, NO_CONTENT, topic, name)
+        return _no_content_after(pending)
 
     async def http_bulk(self, req: Request) -> Response:
         name, topic = req.params["pubsubname"], _topic(req.params["topic"])

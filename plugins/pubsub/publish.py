@@ -7,8 +7,10 @@ Nothing reaches the broker until every check has passed.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+from asyncio import isfuture
 from typing import TYPE_CHECKING, Any, Awaitable, Mapping
 
 import orjson
@@ -26,7 +28,7 @@ from .scopes import TopicScopes
 if TYPE_CHECKING:
     from pydapr.runtime import ComponentSlot, Runtime
 
-__all__ = ["Publisher", "bulk_event_bytes"]
+__all__ = ["Publisher", "bulk_event_bytes", "when_confirmed"]
 
 log = logging.getLogger("pydapr.pubsub")
 
@@ -122,8 +124,17 @@ class Publisher:
     async def publish(self, name: str, topic: str, data: bytes, content_type: str,
                       metadata: Mapping[str, str], traceparent: str = "", tracestate: str = "") -> None:
         pending = self.publish_now(name, topic, data, content_type, metadata, traceparent, tracestate)
-        if pending is not None:
+        if pending is None:
+            return
+        if not isfuture(pending):
             await pending
+            return
+        try:
+            await pending
+        except APIError:
+            raise
+        except Exception as exc:
+            raise _publish_failed(exc, topic, name) from None
 
     def publish_now(self, name: str, topic: str, data: bytes, content_type: str,
                     metadata: Mapping[str, str], traceparent: str = "",
@@ -132,7 +143,10 @@ class Publisher:
 
         Checks and the envelope never wait. A component that publishes without waiting
         (:meth:`PubSub.publish_nowait`) is done here, unless resiliency policies apply to it:
-        they need the awaited path.
+        they need the awaited path. When the component hands back the future of the broker's
+        confirm, that future is returned as it is: its failure is the component's own
+        exception (:func:`when_confirmed` and :meth:`publish` make it a Dapr error). What
+        else is returned to await raises Dapr errors itself.
 
         The common case (a known pub/sub without topic scoping, no metadata) is written out
         here rather than through :meth:`checked` and :meth:`prepare`: a publish often wakes an
@@ -151,12 +165,15 @@ class Publisher:
             md, ct = {}, CE_CONTENT_TYPE
         if t.plain:
             try:
-                if t.comp.publish_nowait(topic, body, md, ct):
-                    return None
+                done = t.comp.publish_nowait(topic, body, md, ct)
             except APIError:
                 raise
             except Exception as exc:
                 raise _publish_failed(exc, topic, name) from None
+            if done is True:
+                return None
+            if done:
+                return done  # the broker's confirm, to wait on
         return self.send(t, name, topic, body, md, ct)
 
     async def send(self, t: Target, name: str, topic: str, body: bytes, md: dict[str, str],
@@ -222,7 +239,32 @@ def bulk_event_bytes(event: Any, content_type: str, entry_id: str) -> bytes:
                      "application/xml or application/octet-stream)")
 
 
-def _publish_failed(exc: Exception, topic: str, name: str) -> APIError:
+def when_confirmed(confirm: asyncio.Future, value: Any, topic: str, name: str) -> asyncio.Future:
+    """A future of ``value`` once the broker confirmed; its failure as a Dapr error.
+
+    A callback instead of a coroutine: the answer is ready one loop turn after the confirm,
+    as it would be from a task, with no task, coroutine or frame per publish.
+    """
+    out = confirm.get_loop().create_future()
+
+    def done(f: asyncio.Future) -> None:
+        if out.done():
+            return
+        if f.cancelled():
+            out.cancel()
+            return
+        exc = f.exception()
+        if exc is None:
+            out.set_result(value)
+        elif isinstance(exc, APIError):
+            out.set_exception(exc)
+        else:
+            out.set_exception(_publish_failed(exc, topic, name))
+    confirm.add_done_callback(done)
+    return out
+
+
+def _publish_failed(exc: BaseException, topic: str, name: str) -> APIError:
     return APIError("ERR_PUBSUB_PUBLISH_MESSAGE",
                     f"error when publishing to topic {topic} in pubsub {name}: "
                     f"{exc or type(exc).__name__}")

@@ -55,6 +55,47 @@ async def test_confirmed_messages_arrive_whole_with_their_properties() -> None:
         await conn.close()
 
 
+async def test_publish_nowait_sends_at_once_and_hands_back_the_confirm() -> None:
+    require_server("rabbitmq")
+    full_after_one = {"x-max-length": 1, "x-overflow": "reject-publish"}
+    conn, name, q = await _queue_on_new_exchange(**full_after_one)
+    pub = AMQPPublisher(URL)
+    try:
+        assert pub.publish_nowait(name, b"x", commands.Basic.Properties()) is None  # not connected
+        await pub.publish(name, b"first", commands.Basic.Properties())
+        confirm = pub.publish_nowait(name, b"second", commands.Basic.Properties())
+        assert asyncio.isfuture(confirm)
+        with pytest.raises(PublishRefused, match="nack"):  # the queue is full: the broker says no
+            await asyncio.wait_for(confirm, 5)
+        assert (await q.get(timeout=5)).body == b"first"
+    finally:
+        pub.close()
+        await conn.close()
+
+
+async def test_rabbitmq_component_publishes_without_waiting_once_the_exchange_is_known() -> None:
+    require_server("rabbitmq")
+    from pydapr.testing.conformance.pubsub import make_pubsub
+    comp = await make_pubsub("pubsub.rabbitmq", {"connectionString": URL, "durable": "false"})
+    topic = f"nowait-{uuid.uuid4().hex[:8]}"
+    conn, _, _ = await _queue_on_new_exchange()
+    try:
+        assert comp.publish_nowait(topic, b"x", {}, "text/plain") is False  # exchange not declared
+        await comp.publish(topic, b"first", {}, "text/plain")  # declares it
+        ch = await conn.channel()
+        q = await ch.declare_queue(exclusive=True)
+        await q.bind(topic)
+        confirm = comp.publish_nowait(topic, b"second", {}, "text/plain")
+        assert asyncio.isfuture(confirm)
+        assert await asyncio.wait_for(confirm, 5) is None
+        assert comp.publish_nowait(topic, b"x", {"ttlInSeconds": "5"}, "text/plain") is False
+        m = await q.get(timeout=5)
+        assert m.body == b"second" and m.content_type == "text/plain" and m.delivery_mode == 2
+    finally:
+        await comp.close()
+        await conn.close()
+
+
 async def test_a_nack_fails_only_that_publish() -> None:
     require_server("rabbitmq")
     conn, name, _ = await _queue_on_new_exchange(**{"x-max-length": 0, "x-overflow": "reject-publish"})

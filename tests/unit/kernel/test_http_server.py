@@ -28,7 +28,20 @@ async def _hang(req: Request) -> Response:
     return Response(200)
 
 
+def _future(req: Request) -> asyncio.Future:
+    """A future completed by a callback, as a broker's confirm is: no coroutine involved."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    if req.path == "/future":
+        loop.call_later(0.01, fut.set_result, Response(200, b"from a future"))
+    else:
+        loop.call_later(0.01, fut.set_exception, RuntimeError("secret internal detail"))
+    return fut
+
+
 def dispatch(req: Request):
+    if req.path in ("/future", "/future-boom"):
+        return _future(req)
     if req.path == "/hang":
         return _hang(req)
     if req.path == "/async-boom":
@@ -173,6 +186,16 @@ async def test_async_handler_errors_become_500_and_the_connection_stays_usable(s
     first, _, rest = out.partition(b"HTTP/1.1 200 OK")
     assert first.startswith(b"HTTP/1.1 500") and b"secret" not in out
     assert rest.endswith(b"sync")
+
+
+async def test_a_future_is_answered_when_it_completes(server):
+    # waited on as it is (create_task refuses a future: a task around it would fail)
+    out = await exchange(server, b"GET /future HTTP/1.1\r\nHost: x\r\n\r\n"
+                         b"GET /future-boom HTTP/1.1\r\nHost: x\r\n\r\n"
+                         b"GET /sync HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    first, _, rest = out.partition(b"from a future")
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    assert rest.startswith(b"HTTP/1.1 500") and b"secret" not in rest and rest.endswith(b"sync")
 
 
 async def test_a_cancelled_handler_answers_503_and_closes(server):

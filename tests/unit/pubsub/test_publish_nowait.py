@@ -46,11 +46,25 @@ class BrokenPubSub(AwaitedPubSub):
         raise ConnectionError("queue is closed")
 
 
+class ConfirmingPubSub(AwaitedPubSub):
+    """Sends at once and hands back the future of the broker's confirm, as pubsub.rabbitmq does."""
+
+    confirms: list[asyncio.Future] = []
+
+    def publish_nowait(self, topic: str, data: bytes, metadata: dict[str, str],
+                       content_type: str = "") -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self.published.append((topic, data))
+        self.confirms.append(fut)
+        return fut
+
+
 class _Types:
     @hookimpl
     def pydapr_component_types(self) -> list[ComponentType]:
         return [ComponentType("pubsub.awaited", "v1", AwaitedPubSub),
-                ComponentType("pubsub.broken", "v1", BrokenPubSub)]
+                ComponentType("pubsub.broken", "v1", BrokenPubSub),
+                ComponentType("pubsub.confirming", "v1", ConfirmingPubSub)]
 
 
 RESOURCES = """
@@ -75,6 +89,11 @@ metadata: {name: broken}
 spec: {type: pubsub.broken, version: v1, metadata: []}
 ---
 apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: {name: confirming}
+spec: {type: pubsub.confirming, version: v1, metadata: []}
+---
+apiVersion: dapr.io/v1alpha1
 kind: Resiliency
 metadata: {name: res}
 spec:
@@ -97,6 +116,7 @@ async def rt(tmp_path):
     runtime.build_blocks()
     await runtime.init_components()
     AwaitedPubSub.published.clear()
+    ConfirmingPubSub.confirms.clear()
     yield runtime
     await runtime.close_components()
 
@@ -173,3 +193,28 @@ async def test_a_replaced_or_closed_component_is_never_published_to(rt: Runtime)
     with pytest.raises(APIError) as err:
         _publish(rt, "mem")
     assert err.value.code == "ERR_PUBSUB_NOT_FOUND"
+
+
+async def test_a_brokers_confirm_is_waited_on_without_a_task(rt: Runtime) -> None:
+    result = _publish(rt, "confirming")
+    assert asyncio.isfuture(result) and not isinstance(result, asyncio.Task)
+    assert [t for t, _ in AwaitedPubSub.published] == ["orders"]  # sent before any wait
+    assert not result.done()
+    ConfirmingPubSub.confirms[0].set_result(None)
+    assert (await asyncio.wait_for(result, 2)).status == 204
+
+
+async def test_a_refused_confirm_is_a_dapr_error_over_http_and_grpc(rt: Runtime) -> None:
+    result = _publish(rt, "confirming")
+    ConfirmingPubSub.confirms[0].set_exception(ConnectionError("broker went away"))
+    with pytest.raises(APIError) as err:
+        await asyncio.wait_for(result, 2)
+    assert err.value.code == "ERR_PUBSUB_PUBLISH_MESSAGE" and "broker went away" in str(err.value)
+    publisher = rt.blocks["api.pubsub"].publisher
+    pending = asyncio.ensure_future(publisher.publish("confirming", "orders", b"{}",
+                                                      "application/json", {}))
+    await asyncio.sleep(0)
+    ConfirmingPubSub.confirms[1].set_exception(ConnectionError("nack"))
+    with pytest.raises(APIError) as err:
+        await pending
+    assert err.value.code == "ERR_PUBSUB_PUBLISH_MESSAGE" and "nack" in str(err.value)
