@@ -80,6 +80,7 @@ class _Conn(asyncio.Protocol):
         self.buf = bytearray()
         self.waiters: deque[asyncio.Future] = deque()
         self.sent_at: deque[float] = deque()  # parallel to waiters
+        self.strict: deque[bool] = deque()  # parallel to waiters: an error reply fails the future
         self.transport: Any = None
         self.closed = False
         self.timeout = timeout
@@ -89,12 +90,14 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
-    def send(self, args: tuple[Any, ...] | list[Any]) -> asyncio.Future:
+    def send(self, args: tuple[Any, ...] | list[Any], strict: bool = False) -> asyncio.Future:
+        """The future of the reply; an error reply is its result, or with ``strict`` its failure."""
         fut = self.loop.create_future()
         if not self.waiters and self.watchdog is None:
             self.watchdog = self.loop.call_later(self.timeout, self._check)
         self.waiters.append(fut)
         self.sent_at.append(self.loop.time())
+        self.strict.append(strict)
         self.transport.write(encode(args))
         return fut
 
@@ -111,13 +114,17 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buf += data
         pos = 0
-        waiters, sent_at = self.waiters, self.sent_at
+        waiters, sent_at, strict = self.waiters, self.sent_at, self.strict
         try:
             while waiters and pos < len(self.buf):
                 value, pos = _parse(self.buf, pos)
                 fut = waiters.popleft()
                 sent_at.popleft()
-                if not fut.done():
+                if fut.done():
+                    strict.popleft()
+                elif strict.popleft() and isinstance(value, ReplyError):
+                    fut.set_exception(value)
+                else:
                     fut.set_result(value)
         except _Incomplete:
             pass
@@ -138,6 +145,7 @@ class _Conn(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
         self.sent_at.clear()
+        self.strict.clear()
         while self.waiters:
             fut = self.waiters.popleft()
             if not fut.done():
@@ -176,6 +184,14 @@ class RESPClient(LazyConnection[_Conn]):
         if conn is None or conn.closed:
             conn = await self._connection()
         return await conn.send(args)
+
+    def send_nowait(self, *args: Any) -> asyncio.Future | None:
+        """Send on the open connection without waiting: the future of the reply, which an error
+        reply fails; None when there is no open connection (:meth:`call` opens one)."""
+        conn = self.conn
+        if conn is None or conn.closed:
+            return None
+        return conn.send(args, strict=True)
 
     def close(self) -> None:
         if self.conn is not None:

@@ -67,19 +67,31 @@ class RedisStreamsPubSub(PubSub):
         self.lean.close()
         await self.redis.aclose()
 
-    async def publish(self, topic: str, data: bytes, metadata: dict[str, str],
-                      content_type: str = "") -> None:
+    def _xadd(self, topic: str, data: bytes, metadata: dict[str, str],
+              content_type: str) -> list[Any]:
         args: list[Any] = ["XADD", topic, *self._trim, "*", "data", data]
         if metadata:
             args += ("metadata", orjson.dumps(metadata))
         if content_type:
             args += ("contentType", content_type)
+        return args
+
+    async def publish(self, topic: str, data: bytes, metadata: dict[str, str],
+                      content_type: str = "") -> None:
+        args = self._xadd(topic, data, metadata, content_type)
         try:
             reply = await self.lean.call(*args)
         except ConnectionError:  # once more on a fresh connection (at least once allows it)
             reply = await self.lean.call(*args)
         if isinstance(reply, ReplyError):
             raise reply
+
+    def publish_nowait(self, topic: str, data: bytes, metadata: dict[str, str],
+                       content_type: str = "") -> bool | asyncio.Future:
+        """XADD sent at once on the open lean connection: the future of its reply (an error
+        reply fails it). False when not connected: :meth:`publish` connects, and retries once
+        on a connection lost under it, which this path leaves to the caller."""
+        return self.lean.send_nowait(*self._xadd(topic, data, metadata, content_type)) or False
 
     async def bulk_publish(self, topic: str, entries: list, metadata: dict[str, str]) -> list:
         """One pipeline round trip for the whole batch."""

@@ -33,6 +33,25 @@ async def test_pipelined_replies_match_their_commands() -> None:
         r.close()
 
 
+async def test_send_nowait_pipelines_with_calls_and_fails_on_an_error_reply() -> None:
+    require_server("redis")
+    r = RESPClient("127.0.0.1", 6379)
+    try:
+        key = f"lean-{time.monotonic_ns()}"
+        assert r.send_nowait("PING") is None  # not connected yet: call() connects
+        await r.call("SET", key, b"7")
+        ok = r.send_nowait("INCR", key)
+        bad = r.send_nowait("LPUSH", key, b"x")  # wrong type: fails this future only
+        plain = r.call("INCR", f"{key}-text-{0}")
+        assert await ok == 8
+        with pytest.raises(ReplyError, match="WRONGTYPE"):
+            await bad
+        assert await plain == 1  # replies still match their commands after the failure
+        assert await r.call("DEL", key, f"{key}-text-0") == 2
+    finally:
+        r.close()
+
+
 async def _silent_server() -> tuple[asyncio.base_events.Server, int]:
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while await reader.read(4096):

@@ -138,6 +138,25 @@ class PubSubConformance:
         assert all(m.topic == topic for m in inbox.messages)
         await handle.close()
 
+    async def test_publish_nowait_keeps_its_promise(self, pubsub: PubSub, topic: str) -> None:
+        """True: published. A future: published once it completes. False: not taken."""
+        inbox = Inbox()
+        handle = await pubsub.subscribe(SubscribeRequest(topic), inbox)
+        await pubsub.publish(topic, b"first", {}, "text/plain")  # connected, topic known
+        sent = [b"first"]
+        for i in range(5):
+            data = f"nowait {i}".encode()
+            done = pubsub.publish_nowait(topic, data, {}, "text/plain")
+            if done is False:
+                continue
+            if done is not True:
+                assert asyncio.isfuture(done), f"publish_nowait returned {done!r}"
+                await asyncio.wait_for(done, 10)
+            sent.append(data)
+        await inbox.until(lambda: len(inbox.messages) >= len(sent), 10, f"{len(sent)} messages")
+        assert sorted(inbox.datas()) == sorted(sent)
+        await handle.close()
+
     async def test_metadata_and_content_type_travel_with_the_message(self, pubsub: PubSub,
                                                                      topic: str) -> None:
         if not self.carries_metadata:
