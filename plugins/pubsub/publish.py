@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from asyncio import isfuture
 from typing import TYPE_CHECKING, Any, Awaitable, Mapping
 
 import orjson
 
 from pydapr.errors import APIError
+from pydapr.ids import new_traceparent
 from pydapr.kinds import Feature
 from pydapr.kinds.pubsub import BulkEntry, BulkFailure, PubSub
 from pydapr.resiliency import Policy, Resiliency
-
-from pydapr.ids import new_traceparent
 
 from .envelope import CE_CONTENT_TYPE, child_traceparent, envelope, flag, parse_ttl
 from .scopes import TopicScopes
@@ -105,7 +103,7 @@ class Publisher:
                 metadata: Mapping[str, str], traceparent: str = "",
                 tracestate: str = "") -> tuple[bytes, dict[str, str], str]:
         """The bytes, broker metadata and content type to publish."""
-        tp = child_traceparent(traceparent) if traceparent else new_traceparent()
+        tp = child_traceparent(traceparent)
         md = dict(metadata)
         raw = flag(md, "rawPayload")
         ttl = parse_ttl(md)
@@ -124,17 +122,13 @@ class Publisher:
     async def publish(self, name: str, topic: str, data: bytes, content_type: str,
                       metadata: Mapping[str, str], traceparent: str = "", tracestate: str = "") -> None:
         pending = self.publish_now(name, topic, data, content_type, metadata, traceparent, tracestate)
-        if pending is None:
-            return
-        if not isfuture(pending):
-            await pending
-            return
-        try:
-            await pending
-        except APIError:
-            raise
-        except Exception as exc:
-            raise _publish_failed(exc, topic, name) from None
+        if pending is not None:
+            try:
+                await pending
+            except APIError:
+                raise
+            except Exception as exc:  # a broker's confirm fails with the component's own error
+                raise _publish_failed(exc, topic, name) from None
 
     def publish_now(self, name: str, topic: str, data: bytes, content_type: str,
                     metadata: Mapping[str, str], traceparent: str = "",
